@@ -1,0 +1,53 @@
+# Sentinelle — every set-up step a fresh clone needs, in order.
+#   make serve   set up everything, then serve on http://localhost:$(PORT)
+#   make test    set up everything, then run the whole test suite
+#   make bench   benchmarks (full-size scene; minutes)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 5000
+SENTINELLE_DATA ?= $(CURDIR)/data
+export SENTINELLE_DATA
+BENCH_DATA ?= $(CURDIR)/build/fullsize
+
+.PHONY: setup serve test bench assets data openapi lint clean
+
+setup: $(BIN)/.installed assets data openapi
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+assets: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+data: $(SENTINELLE_DATA)/catalog/catalog.json
+$(SENTINELLE_DATA)/catalog/catalog.json: | $(BIN)/.installed
+	$(BIN)/sentinelle sample-data $(SENTINELLE_DATA)
+
+openapi: build/openapi.yml
+build/openapi.yml: pygeoapi-config.yml $(BIN)/.installed
+	$(BIN)/sentinelle openapi --output $@
+
+serve: setup
+	$(BIN)/sentinelle serve --host $${SENTINELLE_HOST:-127.0.0.1} --port $(PORT)
+
+test: setup
+	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
+
+$(BENCH_DATA)/catalog/catalog.json: | $(BIN)/.installed
+	$(BIN)/sentinelle sample-data $(BENCH_DATA) --tile-size 10980
+
+bench: setup $(BENCH_DATA)/catalog/catalog.json
+	$(BIN)/python benchmarks/load.py $(BENCH_DATA)
+
+lint: $(BIN)/.installed
+	$(BIN)/python -m ruff check . || echo "ruff not installed: pip install ruff"
+
+clean:
+	rm -rf build test-artifacts .pytest_cache

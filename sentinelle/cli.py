@@ -1,0 +1,80 @@
+"""``sentinelle`` command line: one entry point, one function per subcommand."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="sentinelle")
+def main() -> None:
+    """Sentinelle: Copernicus Sentinel-2 for France's regional SDIs."""
+
+
+@main.command("sample-data")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", type=int, default=20240612, show_default=True,
+              help="Random seed; the same seed gives byte-identical files.")
+@click.option("--tile-size", type=click.IntRange(256, 10980), default=None,
+              help="Write one full-size scene of this many 10 m pixels a side instead "
+                   "(10980 = a real Sentinel-2 tile), for benchmarks.")
+@click.option("--force", is_flag=True, help="Overwrite an existing sample in DIRECTORY.")
+def sample_data(directory: Path, seed: int, tile_size: int | None, force: bool) -> None:
+    """Generate the deterministic sample catalog, vectors and ground truth into DIRECTORY."""
+    from sentinelle.catalog.sample import generate
+
+    marker = directory / "catalog" / "catalog.json"
+    if marker.exists() and not force:
+        click.echo(f"{directory} already holds a sample catalog (use --force to rewrite it)")
+        return
+    start = time.perf_counter()
+    summary = generate(directory, seed=seed, tile_size=tile_size, progress=sys.stderr.isatty())
+    elapsed = time.perf_counter() - start
+    click.echo(f"sample data written to {directory} in {elapsed:.1f} s")
+    for key, value in summary.items():
+        if not isinstance(value, (dict, list)):
+            click.echo(f"  {key}: {value}")
+
+
+@main.command()
+@click.option("--host", default=lambda: os.environ.get("SENTINELLE_HOST", "127.0.0.1"),
+              show_default="127.0.0.1 or SENTINELLE_HOST")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "5000")),
+              show_default="5000 or PORT")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="pygeoapi configuration (default: the repository's pygeoapi-config.yml).")
+@click.option("--debug", is_flag=True, help="Flask debug mode (never in production).")
+def serve(host: str, port: int, config: str | None, debug: bool) -> None:
+    """Serve the OGC APIs with Flask's threaded server (use gunicorn in production)."""
+    public_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    os.environ.setdefault("SENTINELLE_URL", f"http://{public_host}:{port}")
+    os.environ["PORT"] = str(port)
+    from sentinelle.server import create_app
+
+    app = create_app(config)
+    click.echo(f"Sentinelle on {os.environ['SENTINELLE_URL']}")
+    app.run(host=host, port=port, threaded=True, debug=debug, use_reloader=False)
+
+
+@main.command()
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the document (default build/openapi.yml).")
+def openapi(config: str | None, output: str | None) -> None:
+    """Generate the OpenAPI document from the pygeoapi configuration."""
+    from sentinelle.server import configure_environment, ensure_openapi
+
+    config_path, openapi_path = configure_environment(config, output)
+    if openapi_path.exists():
+        openapi_path.unlink()
+    ensure_openapi(config_path, openapi_path)
+    click.echo(f"OpenAPI document written to {openapi_path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

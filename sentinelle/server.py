@@ -1,0 +1,70 @@
+"""The Sentinelle web application: pygeoapi's blueprint plus our own routes, in one Flask app.
+
+pygeoapi reads its configuration when ``pygeoapi.flask_app`` is imported, so the environment
+(config path, OpenAPI path, data folder) is settled first, here, and the OpenAPI document is
+(re)generated when it is missing or older than the configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from sentinelle.settings import REPO_ROOT, data_dir
+
+LOGGER = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = REPO_ROOT / "pygeoapi-config.yml"
+DEFAULT_OPENAPI = REPO_ROOT / "build" / "openapi.yml"
+
+
+def configure_environment(config: str | Path | None = None,
+                          openapi: str | Path | None = None) -> tuple[Path, Path]:
+    """Set the variables pygeoapi and the config file read; returns (config, openapi) paths."""
+    config_path = Path(config or os.environ.get("PYGEOAPI_CONFIG") or DEFAULT_CONFIG).resolve()
+    openapi_path = Path(openapi or os.environ.get("PYGEOAPI_OPENAPI") or DEFAULT_OPENAPI)
+    openapi_path = openapi_path.resolve()
+    data = data_dir()
+    os.environ["SENTINELLE_DATA"] = str(data)
+    os.environ.setdefault("SENTINELLE_CATALOG", str(data / "catalog"))
+    os.environ.setdefault("SENTINELLE_TEMPLATES", str(REPO_ROOT / "templates"))
+    os.environ["PYGEOAPI_CONFIG"] = str(config_path)
+    os.environ["PYGEOAPI_OPENAPI"] = str(openapi_path)
+    return config_path, openapi_path
+
+
+def ensure_openapi(config_path: Path, openapi_path: Path) -> None:
+    """Write the OpenAPI document if it is missing or older than the configuration."""
+    if openapi_path.exists() and openapi_path.stat().st_mtime >= config_path.stat().st_mtime:
+        return
+    from pygeoapi.openapi import generate_openapi_document
+
+    openapi_path.parent.mkdir(parents=True, exist_ok=True)
+    with config_path.open(encoding="utf-8") as handle:
+        document = generate_openapi_document(handle, "yaml")
+    openapi_path.write_text(document, encoding="utf-8")
+    LOGGER.info("OpenAPI document written to %s", openapi_path)
+
+
+def create_app(config: str | Path | None = None, openapi: str | Path | None = None) -> Flask:
+    """The WSGI application (``gunicorn 'sentinelle.server:create_app()'``)."""
+    config_path, openapi_path = configure_environment(config, openapi)
+    ensure_openapi(config_path, openapi_path)
+    (data_dir() / "results").mkdir(parents=True, exist_ok=True)
+
+    from pygeoapi import flask_app
+
+    from sentinelle import vendor
+
+    app = Flask(__name__, static_folder=None)
+    app.url_map.strict_slashes = flask_app.APP.url_map.strict_slashes
+    app.config.update(flask_app.APP.config)
+    app.register_blueprint(vendor.BLUEPRINT)
+    app.register_blueprint(flask_app.BLUEPRINT)
+    missing = vendor.missing_assets()
+    if missing:
+        LOGGER.warning("front-end assets missing (%s…): run `npm ci` in %s", missing[0], REPO_ROOT)
+    return app

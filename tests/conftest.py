@@ -1,0 +1,88 @@
+"""Shared fixtures: the sample data (generated once) and a real server process on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    """The sample data: ``SENTINELLE_DATA`` when it already holds it (``make test`` made it),
+    else generated once into a temporary folder."""
+    configured = os.environ.get("SENTINELLE_DATA")
+    if configured and (Path(configured) / "catalog" / "catalog.json").exists():
+        return Path(configured)
+    from sentinelle.catalog.sample import generate
+
+    out = tmp_path_factory.mktemp("sample")
+    generate(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (real public data); tests using it skip when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared/data is not present beside the repository")
+    return SHARED
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+
+def start_server(data: Path, workdir: Path, extra_env: dict | None = None) -> Server:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, SENTINELLE_DATA=str(data), SENTINELLE_URL=url, PORT=str(port),
+               PYGEOAPI_OPENAPI=str(workdir / "openapi.yml"), **(extra_env or {}))
+    env.pop("PYGEOAPI_CONFIG", None)
+    env.pop("SENTINELLE_CATALOG", None)
+    log = workdir / f"server-{port}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sentinelle.cli", "serve", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+        try:
+            if requests.get(f"{url}/conformance?f=json", timeout=2).status_code == 200:
+                return Server(url, process, log)
+        except requests.RequestException:
+            time.sleep(0.3)
+    process.terminate()
+    raise RuntimeError(f"server did not answer within 120 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def server(sample_dir, tmp_path_factory):
+    """A real ``sentinelle serve`` process on a free loopback port, over the sample data."""
+    srv = start_server(sample_dir, tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.process.terminate()
+    try:
+        srv.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        srv.process.kill()
