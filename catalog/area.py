@@ -16,7 +16,6 @@ from typing import Any, Mapping, Sequence
 
 import shapely
 import shapely.geometry
-import shapely.ops
 from affine import Affine
 from pyproj import CRS, Transformer
 
@@ -122,7 +121,8 @@ class Area:
         # densify so that straight edges stay faithful after a non-linear projection
         length = max(self.geometry.length, 1e-9)
         dense = shapely.segmentize(self.geometry, length / 400)
-        projected = shapely.ops.transform(_transformer(self.crs, crs).transform, dense)
+        projected = shapely.transform(dense, _transformer(self.crs, crs).transform,
+                                      interleaved=False)
         return Area(projected, crs)
 
     @property

@@ -1,4 +1,4 @@
-"""Masking and temporal composites, lazily, on cubes from :func:`~sentinelle.catalog.cube.load_cube`.
+"""Masking and temporal composites, lazily, on cubes from ``load_cube``.
 
 ``mask_clouds`` blanks every reflectance value whose SCL class hides the ground; ``composite``
 reduces the time axis: ``median`` (robust to leftover haze), ``max`` (greenest pixel for an
@@ -12,8 +12,8 @@ from typing import Iterable
 import dask.array as dsa
 import numpy as np
 import xarray as xr
-
 from sentinelle.catalog.scl import DEFAULT_MASK_CLASSES, valid_mask
+
 from sentinelle.errors import InvalidInput
 
 METHODS = ("median", "max", "latest")

@@ -15,11 +15,11 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import stackstac
 import xarray as xr
-
 from sentinelle.catalog.area import Grid
 from sentinelle.catalog.gdal import reader_env
 from sentinelle.catalog.presets import CLASS_BANDS
 from sentinelle.catalog.scenes import Scene
+
 from sentinelle.errors import InvalidInput, NoData, TooLarge
 from sentinelle.settings import Limits
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import shapely.geometry
-
 from sentinelle.catalog.presets import CLASS_BANDS, Preset
 
 

@@ -26,7 +26,7 @@ from pygeoapi.provider.base import (
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
 )
-
+from sentinelle.catalog.dates import parse_interval
 from sentinelle.providers.cql import GEOMETRY_NAMES, compile_filter
 
 try:  # pygeoapi >= 0.22
@@ -159,6 +159,11 @@ class GeoPackageProvider(BaseProvider):
     def query(self, offset=0, limit=10, resulttype="results", bbox=None, datetime_=None,
               properties=None, sortby=None, select_properties=None, skip_geometry=False,
               q=None, filterq=None, crs_transform_spec=None, **kwargs):
+        if datetime_:
+            try:  # no temporal property here, but a malformed value is still a client error
+                parse_interval(datetime_)
+            except ValueError as err:
+                raise ProviderInvalidQueryError(user_msg=str(err)) from err
         candidates = self._candidates(bbox, properties, filterq, q)
         for sort in reversed(sortby or []):
             name = sort["property"]

@@ -49,6 +49,28 @@ def ensure_openapi(config_path: Path, openapi_path: Path) -> None:
     LOGGER.info("OpenAPI document written to %s", openapi_path)
 
 
+#: OGC API Features Part 3 / CQL2 classes our providers implement (pygeoapi 0.21 omits them).
+FILTER_CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+]
+
+
+def declare_filter_conformance() -> None:
+    """Add the CQL2 filter classes to the ones pygeoapi lists for feature collections."""
+    from pygeoapi.api import itemtypes
+
+    for uri in FILTER_CONFORMANCE:
+        if uri not in itemtypes.CONFORMANCE_CLASSES_FEATURES:
+            itemtypes.CONFORMANCE_CLASSES_FEATURES.append(uri)
+
+
 def create_app(config: str | Path | None = None, openapi: str | Path | None = None) -> Flask:
     """The WSGI application (``gunicorn 'sentinelle.server:create_app()'``)."""
     config_path, openapi_path = configure_environment(config, openapi)
@@ -57,14 +79,18 @@ def create_app(config: str | Path | None = None, openapi: str | Path | None = No
 
     from pygeoapi import flask_app
 
-    from sentinelle import vendor
+    from sentinelle import compat, vendor
 
+    declare_filter_conformance()
     app = Flask(__name__, static_folder=None)
     app.url_map.strict_slashes = flask_app.APP.url_map.strict_slashes
     app.config.update(flask_app.APP.config)
     app.register_blueprint(vendor.BLUEPRINT)
     app.register_blueprint(flask_app.BLUEPRINT)
+    if compat.needs_filter_lang_mapping():
+        app.wsgi_app = compat.FilterLangMiddleware(app.wsgi_app)
     missing = vendor.missing_assets()
     if missing:
-        LOGGER.warning("front-end assets missing (%s…): run `npm ci` in %s", missing[0], REPO_ROOT)
+        LOGGER.warning("front-end assets missing (%s…): run `npm ci --ignore-scripts` in %s",
+                       missing[0], REPO_ROOT)
     return app
