@@ -10,6 +10,7 @@ and 60 m Sentinel-2 pixels nest exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -54,7 +55,9 @@ def crs_uri(crs: CRS) -> str:
     return f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
 
 
+@functools.lru_cache(maxsize=64)
 def _transformer(src: CRS, dst: CRS) -> Transformer:
+    """Cached: building a transformer costs milliseconds, per geometry that adds up."""
     return Transformer.from_crs(src, dst, always_xy=True)
 
 
