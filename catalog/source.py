@@ -113,8 +113,9 @@ class StacApiCatalog(Catalog):
     """A STAC API searched with pystac-client (Earth Search, CDSE, Planetary Computer, a hub)."""
 
     def __init__(self, url: str, preset: str = "earth-search", *,
-                 collections: Sequence[str] | None = None):
+                 collections: Sequence[str] | None = None, timeout: float = 30.0):
         self.url = url
+        self.timeout = timeout  # seconds per HTTP request: a slow upstream must not hang us
         self.preset = get_preset(preset)
         self.collections = list(collections or [self.preset.collection])
         self._client = None
@@ -126,7 +127,7 @@ class StacApiCatalog(Catalog):
         with self._lock:
             if self._client is None:
                 try:
-                    self._client = pystac_client.Client.open(self.url)
+                    self._client = pystac_client.Client.open(self.url, timeout=self.timeout)
                 except Exception as err:
                     raise SourceUnavailable(f"the STAC API {self.url} is unavailable: {err}") \
                         from err
