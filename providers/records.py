@@ -27,6 +27,7 @@ from sentinelle.catalog.source import StaticCatalog, open_catalog
 from sentinelle.providers.cql import GEOMETRY_NAMES, compile_filter
 
 from sentinelle.errors import NotFound, SentinelleError
+from sentinelle.settings import Limits
 
 FIELDS = {
     "title": {"type": "string"},
@@ -53,6 +54,7 @@ class SceneRecordsProvider(BaseProvider):
         options = self.options or {}
         self.preset = options.get("preset", "auto")
         self.asset_base_url = (provider_def.get("asset_base_url") or "").rstrip("/")
+        self.max_scenes = Limits.from_env().max_search_items
         try:
             self._catalog = open_catalog(self.data, self.preset)
         except SentinelleError as err:
@@ -125,7 +127,8 @@ class SceneRecordsProvider(BaseProvider):
             interval = parse_interval(datetime_) if datetime_ else None
         except ValueError as err:
             raise ProviderInvalidQueryError(user_msg=str(err)) from err
-        scenes = self._catalog.find(area, interval)
+        # bounded: a STAC API behind this collection may hold millions of scenes
+        scenes = self._catalog.find(area, interval, limit=self.max_scenes)
         records = [(scene, self._properties(scene)) for scene in scenes]
         for name, value in properties or []:
             records = [(s, p) for s, p in records if str(p.get(name)) == str(value)]
