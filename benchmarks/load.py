@@ -30,8 +30,8 @@ def _scene(catalog_dir: Path):
 
 def run_ours(catalog_dir: Path) -> dict:
     import dask
-    from sentinelle.catalog import Area, Grid, load_cube
 
+    from sentinelle.catalog import Area, Grid, load_cube
     from sentinelle.settings import Limits
 
     scene = _scene(catalog_dir)

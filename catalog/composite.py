@@ -12,8 +12,8 @@ from typing import Iterable
 import dask.array as dsa
 import numpy as np
 import xarray as xr
-from sentinelle.catalog.scl import DEFAULT_MASK_CLASSES, valid_mask
 
+from sentinelle.catalog.scl import DEFAULT_MASK_CLASSES, valid_mask
 from sentinelle.errors import InvalidInput
 
 METHODS = ("median", "max", "latest")

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import dask.array as dsa
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
+import shapely
 import stackstac
 import xarray as xr
-from sentinelle.catalog.area import Grid
+
+from sentinelle.catalog.area import Area, Grid
 from sentinelle.catalog.gdal import reader_env
 from sentinelle.catalog.presets import CLASS_BANDS
 from sentinelle.catalog.scenes import Scene
-
 from sentinelle.errors import InvalidInput, NoData, TooLarge
 from sentinelle.settings import Limits
 
@@ -67,6 +69,48 @@ def _stack(scenes: Sequence[Scene], bands: list[str], grid: Grid, *, resampling:
     )
 
 
+def _nested_grid(scenes: Sequence[Scene], band: str, grid: Grid) -> tuple[Grid, int] | None:
+    """The band's own coarser grid and the integer factor to ``grid``, when every scene has
+    the band in ``grid``'s CRS on one native grid in which ``grid``'s pixels nest exactly
+    (SCL at 20 m under a 10 m grid).  ``None`` otherwise (then GDAL warps)."""
+    assets = [scene.assets[band] for scene in scenes]
+    first = assets[0]
+    if first.transform is None or first.resolution is None:
+        return None
+    origin = (first.transform[2], first.transform[5])
+    if any(a.epsg != grid.epsg or a.transform is None or a.resolution != first.resolution
+           or (a.transform[2], a.transform[5]) != origin for a in assets):
+        return None
+    factor = first.resolution / grid.resolution
+    if factor < 2 or abs(factor - round(factor)) > 1e-9:
+        return None
+
+    def on_lattice(value: float) -> bool:
+        steps = value / grid.resolution
+        return abs(steps - round(steps)) < 1e-6
+
+    if not (on_lattice(grid.transform.c - origin[0]) and on_lattice(grid.transform.f - origin[1])):
+        return None
+    coarse = Grid.from_area(Area(shapely.box(*grid.bounds), grid.crs), grid.crs,
+                            first.resolution, anchor=origin)
+    return coarse, int(round(factor))
+
+
+def _upsampled(scenes: Sequence[Scene], band: str, grid: Grid, coarse: Grid, factor: int, *,
+               like: xr.DataArray, chunk_size: int) -> xr.DataArray:
+    """A class band read on its native ``coarse`` grid, each pixel repeated ``factor`` times
+    per axis and cut to ``grid``: what nearest-neighbour warping gives, without the warp."""
+    raw = _stack(scenes, [band], coarse, resampling="nearest",
+                 chunk_size=max(1, chunk_size // factor)).sel(band=band, drop=True)
+    data = dsa.repeat(dsa.repeat(raw.data, factor, axis=1), factor, axis=2)
+    row = int(round((coarse.transform.f - grid.transform.f) / grid.resolution))
+    col = int(round((grid.transform.c - coarse.transform.c) / grid.resolution))
+    height, width = grid.shape
+    data = data[:, row:row + height, col:col + width].rechunk(like.data.chunks)
+    return xr.DataArray(data.astype("uint8"), dims=("time", "y", "x"),
+                        coords={"x": like["x"], "y": like["y"]})
+
+
 def load_cube(scenes: Sequence[Scene], bands: Sequence[str], grid: Grid, *,
               resampling: str = "nearest", limits: Limits | None = None) -> xr.Dataset:
     """A lazy cube ``(time, y, x)`` per band on ``grid``, scenes sorted by date.
@@ -107,8 +151,17 @@ def load_cube(scenes: Sequence[Scene], bands: Sequence[str], grid: Grid, *,
                       + offset.astype("float32"))
             variables[band] = values.where(dn != nodata).astype("float32")
     if classes:
-        raw = _stack(scenes, classes, grid, resampling="nearest", chunk_size=limits.chunk_size)
+        raw = None
         for band in classes:
+            native = _nested_grid(scenes, band, grid) if reflectance else None
+            if native is not None:  # read natively, repeat pixels: no warp
+                like = variables[reflectance[0]]
+                variables[band] = _upsampled(scenes, band, grid, *native, like=like,
+                                             chunk_size=limits.chunk_size)
+                continue
+            if raw is None:
+                raw = _stack(scenes, classes, grid, resampling="nearest",
+                             chunk_size=limits.chunk_size)
             variables[band] = raw.sel(band=band, drop=True).astype("uint8")
 
     cube = xr.Dataset(variables)

@@ -22,7 +22,7 @@ from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.scl import DEFAULT_MASK_CLASSES
 from sentinelle.catalog.search import Match, area_mask, search
 from sentinelle.catalog.source import Catalog
-from sentinelle.errors import NoData
+from sentinelle.errors import InvalidInput, NoData
 from sentinelle.settings import Limits
 
 
@@ -53,6 +53,13 @@ def find_scenes(catalog: Catalog, area: Area, interval: Interval | None, *,
     return matches
 
 
+def latest_clear_match(catalog: Catalog, area: Area, *, max_cloud: float,
+                       limits: Limits | None = None) -> Match:
+    """The most recent scene with at most ``max_cloud`` percent cloud over ``area`` (the
+    default date of a product asked for "now")."""
+    return find_scenes(catalog, area, None, max_cloud=max_cloud, limits=limits)[-1]
+
+
 def native_epsg(matches: Sequence[Match]) -> int:
     """The UTM zone most of the scenes are in (the default output CRS)."""
     return Counter(m.scene.epsg for m in matches).most_common(1)[0][0]
@@ -62,22 +69,38 @@ def read_imagery(catalog: Catalog, area: Area, interval: Interval | None, bands:
                  *, crs=None, resolution: float = 10.0, method: str = "median",
                  max_cloud: float | None = None, mask: bool = True,
                  mask_classes: Iterable[int] = DEFAULT_MASK_CLASSES, clip: bool = True,
-                 resampling: str = "nearest", limits: Limits | None = None) -> xr.Dataset:
+                 resampling: str = "nearest", limits: Limits | None = None,
+                 anchor: tuple[float, float] = (0.0, 0.0)) -> xr.Dataset:
     """Reflectance of ``bands`` over ``area``: one date when the interval holds one, else a
     composite (``method``).  ``mask`` removes what SCL says is not ground; ``clip`` blanks
-    pixels whose centre lies outside the area.
+    pixels whose centre lies outside the area.  ``anchor`` places the grid's edges (see
+    :meth:`Grid.from_area`).
+
+    ``scl`` among ``bands`` is returned (class codes, NaN outside the area) only for one
+    unmasked date; with ``mask`` it is used for masking and left out.
     """
     limits = limits or Limits()
-    bands = [b for b in dict.fromkeys(bands) if b != "scl"]
+    bands = list(dict.fromkeys(bands))
+    keep_scl = "scl" in bands and not mask
+    bands = [b for b in bands if b != "scl"]
     matches = find_scenes(catalog, area, interval, max_cloud=max_cloud, limits=limits)
+    if keep_scl and len(matches) > 1:
+        raise InvalidInput(
+            f"the scl band (scene classification) exists per date but {len(matches)} scenes "
+            f"match {_describe(interval)}; ask for one date"
+        )
     out_crs = parse_crs(crs) if crs is not None else parse_crs(native_epsg(matches))
-    grid = Grid.from_area(area, out_crs, resolution)
+    grid = Grid.from_area(area, out_crs, resolution, anchor=anchor)
     scenes = [m.scene for m in matches]
-    cube = load_cube(scenes, bands + (["scl"] if mask else []), grid, resampling=resampling,
-                     limits=limits)
+    cube = load_cube(scenes, bands + (["scl"] if mask or keep_scl else []), grid,
+                     resampling=resampling, limits=limits)
     if mask:
         cube = mask_clouds(cube, mask_classes)
-    result = composite(cube, "latest" if len(scenes) == 1 else method)
+    if len(scenes) == 1:  # nothing to reduce (and SCL codes must stay as they are)
+        result = cube.isel(time=0, drop=True)
+        result = result.drop_vars([c for c in ("id", "time") if c in result.coords])
+    else:
+        result = composite(cube, method)
     if clip:
         inside = xr.DataArray(area_mask(area, grid), dims=("y", "x"))
         result = result.where(inside)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import shapely.geometry
+
 from sentinelle.catalog.presets import CLASS_BANDS, Preset
 
 

@@ -14,13 +14,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 from rasterio.features import geometry_mask
+
 from sentinelle.catalog.area import Area, Grid
 from sentinelle.catalog.cube import load_cube
 from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.scenes import Scene
 from sentinelle.catalog.scl import CLOUD_CLASSES, class_fraction
 from sentinelle.catalog.source import Catalog
-
 from sentinelle.errors import InvalidInput, TooLarge
 from sentinelle.settings import Limits
 

@@ -19,11 +19,11 @@ from typing import Sequence
 
 import pystac
 import shapely
+
 from sentinelle.catalog.area import Area
 from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.presets import Preset, get_preset, guess_preset
 from sentinelle.catalog.scenes import Scene, scene_from_item
-
 from sentinelle.errors import NotFound, SourceUnavailable
 
 

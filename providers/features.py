@@ -26,6 +26,7 @@ from pygeoapi.provider.base import (
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
 )
+
 from sentinelle.catalog.dates import parse_interval
 from sentinelle.providers.cql import GEOMETRY_NAMES, compile_filter
 

@@ -20,13 +20,13 @@ from pygeoapi.provider.base import (
     ProviderInvalidQueryError,
     ProviderItemNotFoundError,
 )
+
 from sentinelle.catalog.area import Area
 from sentinelle.catalog.dates import parse_interval
 from sentinelle.catalog.scenes import Scene
 from sentinelle.catalog.source import StaticCatalog, open_catalog
-from sentinelle.providers.cql import GEOMETRY_NAMES, compile_filter
-
 from sentinelle.errors import NotFound, SentinelleError
+from sentinelle.providers.cql import GEOMETRY_NAMES, compile_filter
 from sentinelle.settings import Limits
 
 FIELDS = {

@@ -5,6 +5,7 @@ Each one says which pygeoapi versions need it; remove it when they are gone.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable, Iterable
 
@@ -34,3 +35,31 @@ class FilterLangMiddleware:
 
 def needs_filter_lang_mapping() -> bool:
     return _VERSION < (0, 22)
+
+
+def needs_coverage_bbox_fix() -> bool:
+    """pygeoapi 0.21 answers 500 (with code InvalidParameterValue) to a malformed coverage
+    ``bbox``; a client error is a 400."""
+    return _VERSION < (0, 22)
+
+
+def patch_coverage_bbox_status() -> None:
+    """Turn that 500 into a 400; pygeoapi's message and format are kept."""
+    from http import HTTPStatus
+
+    from pygeoapi.api import coverages
+
+    original = coverages.get_collection_coverage
+    if getattr(original, "sentinelle_patched", False):
+        return
+
+    @functools.wraps(original)
+    def get_collection_coverage(api, request, dataset):
+        headers, status, content = original(api, request, dataset)
+        if status == HTTPStatus.INTERNAL_SERVER_ERROR and "InvalidParameterValue" in str(
+                content)[:1000]:
+            status = HTTPStatus.BAD_REQUEST
+        return headers, status, content
+
+    get_collection_coverage.sentinelle_patched = True
+    coverages.get_collection_coverage = get_collection_coverage

@@ -71,6 +71,15 @@ def declare_filter_conformance() -> None:
             itemtypes.CONFORMANCE_CLASSES_FEATURES.append(uri)
 
 
+def map_legend(collection_id: str):
+    """``/collections/{id}/map/legend``: pygeoapi 0.21 has the API function but no route."""
+    from flask import request
+    from pygeoapi.api import maps as maps_api
+    from pygeoapi.flask_app import execute_from_flask
+
+    return execute_from_flask(maps_api.get_collection_map_legend, request, collection_id)
+
+
 def create_app(config: str | Path | None = None, openapi: str | Path | None = None) -> Flask:
     """The WSGI application (``gunicorn 'sentinelle.server:create_app()'``)."""
     config_path, openapi_path = configure_environment(config, openapi)
@@ -89,6 +98,10 @@ def create_app(config: str | Path | None = None, openapi: str | Path | None = No
     app.register_blueprint(flask_app.BLUEPRINT)
     if compat.needs_filter_lang_mapping():
         app.wsgi_app = compat.FilterLangMiddleware(app.wsgi_app)
+    if compat.needs_coverage_bbox_fix():
+        compat.patch_coverage_bbox_status()
+    app.add_url_rule("/collections/<path:collection_id>/map/legend", "map_legend",
+                     map_legend)
     missing = vendor.missing_assets()
     if missing:
         LOGGER.warning("front-end assets missing (%s…): run `npm ci --ignore-scripts` in %s",

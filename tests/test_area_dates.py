@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 import shapely
 from pyproj import Transformer
+
 from sentinelle.catalog.area import Area, Grid, crs_uri, parse_crs, validate_bbox
 from sentinelle.catalog.dates import parse_interval
 

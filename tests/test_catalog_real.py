@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
+
 from sentinelle.analysis.indices import compute_index
 from sentinelle.catalog import Area, Grid, load_cube, open_catalog, parse_interval, search
 from sentinelle.catalog.presets import get_preset, guess_preset

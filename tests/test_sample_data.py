@@ -20,6 +20,7 @@ import rasterio.features
 import shapely
 from pyproj import CRS, Transformer
 from rio_cogeo.cogeo import cog_validate
+
 from sentinelle.catalog.sample import generate
 
 CLOUDY = (3, 8, 9, 10)

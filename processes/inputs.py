@@ -1,0 +1,268 @@
+"""Process inputs, parsed and validated once, shared by every Sentinelle process.
+
+pygeoapi 0.21 does not validate execute requests against the process description, so
+:func:`validate_inputs` checks each input against its declared JSON Schema (``jsonschema``),
+then the ``parse_*`` functions do the semantic checks and turn the values into the catalog's
+types (an :class:`~sentinelle.catalog.area.Area`, an
+:class:`~sentinelle.catalog.dates.Interval`, a pyproj CRS).  Every error is an
+:class:`~sentinelle.errors.InvalidInput` (or a subclass) whose message starts with the input's
+name, so that users know what to change.
+
+Reusable schemas (``AREA_SCHEMA``, ``DATETIME_SCHEMA``…) are data: later processes (zonal
+statistics, change detection) put them in their own ``PROCESS_METADATA``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import jsonschema
+from pyproj import CRS
+
+from sentinelle.catalog.area import Area, Grid, parse_crs
+from sentinelle.catalog.dates import Interval, parse_interval
+from sentinelle.errors import InvalidInput, NotFound, SentinelleError, TooLarge
+from sentinelle.settings import Limits
+
+# --- schemas (JSON Schema 2020-12 subsets, as OGC API Processes descriptions carry them) ------
+
+_BBOX = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 6}
+
+AREA_SCHEMA: dict = {
+    "oneOf": [
+        {"title": "bbox [minx, miny, maxx, maxy] in CRS84", **_BBOX},
+        {"title": "{\"bbox\": [...], \"crs\": \"EPSG:2154\"}", "type": "object",
+         "required": ["bbox"], "additionalProperties": False,
+         "properties": {"bbox": _BBOX, "crs": {"type": ["string", "integer"]}}},
+        {"title": "GeoJSON Polygon or MultiPolygon (CRS84)", "type": "object",
+         "required": ["type", "coordinates"],
+         "properties": {"type": {"enum": ["Polygon", "MultiPolygon"]},
+                        "coordinates": {"type": "array"}}},
+        {"title": "GeoJSON Feature with a Polygon or MultiPolygon", "type": "object",
+         "required": ["type", "geometry"],
+         "properties": {"type": {"const": "Feature"}, "geometry": {"type": "object"}}},
+        {"title": "a feature of a served collection {\"collection\": ..., \"id\": ...}",
+         "type": "object", "required": ["collection", "id"], "additionalProperties": False,
+         "properties": {"collection": {"type": "string", "minLength": 1},
+                        "id": {"type": ["string", "integer"]}}},
+    ]
+}
+DATETIME_SCHEMA: dict = {"type": "string", "minLength": 1}
+CRS_SCHEMA: dict = {"type": ["string", "integer"]}
+RESOLUTION_SCHEMA: dict = {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000}
+MAX_CLOUD_SCHEMA: dict = {"type": "number", "minimum": 0, "maximum": 100}
+
+#: output CRSs a process accepts besides the UTM zones (326xx, 327xx)
+OUTPUT_CRS = (2154, 2972, 3857, 4326)
+#: metres per degree of latitude, to turn a resolution in metres into degrees for EPSG:4326
+METRES_PER_DEGREE = 111_320.0
+
+
+@contextlib.contextmanager
+def about(name: str) -> Iterator[None]:
+    """Re-raise ``ValueError``\\ s as :class:`InvalidInput` naming the input ``name``.
+
+    Domain errors keep their class (so a :class:`TooLarge` stays a 413) but get the prefix.
+    """
+    try:
+        yield
+    except SentinelleError as err:
+        if str(err).startswith(f"{name}:"):
+            raise
+        raise type(err)(f"{name}: {err}") from err
+    except ValueError as err:
+        raise InvalidInput(f"{name}: {err}") from err
+
+
+# --- schema validation -----------------------------------------------------------------------
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _message(name: str, error: jsonschema.ValidationError, schema: Mapping) -> str:
+    if error.validator in ("oneOf", "anyOf"):
+        choices = [s.get("title", "") for s in error.validator_value if s.get("title")]
+        return (f"{name}: {_short(error.instance)} is not an accepted form; "
+                f"use {' or '.join(choices)}")
+    where = "".join(f"[{p!r}]" for p in error.absolute_path)
+    return f"{name}{where}: {error.message}"
+
+
+def validate_inputs(data: Any, inputs: Mapping[str, Mapping]) -> dict:
+    """Check ``data`` against the ``inputs`` of a process description.
+
+    Unknown inputs, missing required ones (``minOccurs`` ≥ 1) and values that do not match an
+    input's ``schema`` raise :class:`InvalidInput` naming the input.  Returns ``data`` with
+    declared defaults filled in.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidInput("inputs must be a JSON object mapping input names to values")
+    unknown = sorted(set(data) - set(inputs))
+    if unknown:
+        raise InvalidInput(f"unknown input(s) {', '.join(map(repr, unknown))}; "
+                           f"this process takes {', '.join(inputs)}")
+    out = {}
+    for name, description in inputs.items():
+        schema = description.get("schema", {})
+        value = data.get(name)
+        if value is None:
+            if description.get("minOccurs", 1) >= 1:
+                raise InvalidInput(f"{name}: this input is required")
+            out[name] = schema.get("default")
+            continue
+        validator = jsonschema.Draft202012Validator(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        if error is not None:
+            raise InvalidInput(_message(name, error, schema))
+        out[name] = value
+    return out
+
+
+# --- semantic parsing ------------------------------------------------------------------------
+
+def parse_datetime(value: str | None, name: str = "datetime") -> Interval | None:
+    """An instant or interval (RFC 3339, ``..`` for open ends); ``None`` for all dates."""
+    if value is None:
+        return None
+    with about(name):
+        return parse_interval(value)
+
+
+def parse_output_crs(value: Any, name: str = "crs",
+                     accepted: tuple[int, ...] = OUTPUT_CRS) -> CRS | None:
+    """An output CRS: one of ``accepted`` or a WGS 84 UTM zone; ``None`` for the default."""
+    if value is None or value == "":
+        return None
+    with about(name):
+        crs = parse_crs(value)
+        epsg = crs.to_epsg()
+        utm = epsg is not None and (32601 <= epsg <= 32660 or 32701 <= epsg <= 32760)
+        if epsg not in accepted and not utm:
+            raise InvalidInput(
+                f"{value!r} is not offered; use one of "
+                f"{', '.join(f'EPSG:{c}' for c in accepted)} or a WGS 84 UTM zone (EPSG:326xx)"
+            )
+        return crs
+
+
+def parse_resolution(value: Any, crs: CRS | None, name: str = "resolution") -> float:
+    """The pixel size in the output CRS's units from a resolution in metres.
+
+    For a geographic output CRS (EPSG:4326) the metres become degrees of latitude
+    (``resolution / 111 320``); pixels stay square in degrees.
+    """
+    with about(name):
+        metres = float(value)
+        if not math.isfinite(metres) or metres <= 0:
+            raise InvalidInput(f"must be a positive number of metres, got {value!r}")
+        if crs is not None and crs.is_geographic:
+            return metres / METRES_PER_DEGREE
+        return metres
+
+
+def utm_crs(area: Area) -> CRS:
+    """The WGS 84 UTM zone of the area's centre (the default output CRS's best guess)."""
+    minx, miny, maxx, maxy = area.lonlat_bounds
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    zone = min(60, max(1, int(math.floor((lon + 180) / 6)) + 1))
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def check_size(area: Area, crs: CRS | None, resolution: float, n_bands: int,
+               limits: Limits) -> Grid:
+    """Raise :class:`TooLarge` before any search when one date of the output grid alone
+    exceeds the pixel budget (the catalog checks dates × bands × pixels again later)."""
+    grid_crs = crs if crs is not None else utm_crs(area)
+    grid = Grid.from_area(area, grid_crs, resolution)
+    pixels = grid.npixels * n_bands
+    if pixels > limits.max_pixels:
+        height, width = grid.shape
+        raise TooLarge(
+            f"area: the output grid is {width} × {height} px, {pixels:,} px with its "
+            f"{n_bands} bands, but one request may read at most {limits.max_pixels:,} px; "
+            "use a smaller area or a coarser resolution"
+        )
+    return grid
+
+
+# --- areas -------------------------------------------------------------------------------------
+
+_CONFIG_CACHE: dict[str, tuple[float, dict]] = {}
+_CONFIG_LOCK = threading.Lock()
+
+
+def served_config() -> dict:
+    """The pygeoapi configuration the server loaded (``PYGEOAPI_CONFIG``), cached by mtime."""
+    from pygeoapi.config import get_config
+
+    path = os.environ.get("PYGEOAPI_CONFIG")
+    if not path:
+        raise SentinelleError("PYGEOAPI_CONFIG is not set: cannot look up served collections")
+    mtime = Path(path).stat().st_mtime
+    with _CONFIG_LOCK:
+        cached = _CONFIG_CACHE.get(path)
+        if cached is None or cached[0] != mtime:
+            _CONFIG_CACHE[path] = (mtime, get_config())
+        return _CONFIG_CACHE[path][1]
+
+
+def feature_area(collection: str, identifier: Any, config: Mapping | None = None,
+                 name: str = "area") -> Area:
+    """The geometry of feature ``identifier`` of a served GeoPackage collection, in the
+    collection's ``storage_crs``."""
+    from sentinelle.providers.features import load_layer
+
+    config = served_config() if config is None else config
+    resources = config.get("resources", {})
+    features = {key: res for key, res in resources.items()
+                if res.get("type") == "collection"
+                and any(p.get("type") == "feature" for p in res.get("providers", []))}
+    if collection not in features:
+        raise InvalidInput(f"{name}: no feature collection {collection!r} is served; "
+                           f"use one of {', '.join(sorted(features))}")
+    provider = next(p for p in features[collection]["providers"] if p.get("type") == "feature")
+    if not str(provider.get("name", "")).endswith("GeoPackageProvider"):
+        raise InvalidInput(f"{name}: collection {collection!r} cannot be used as an area "
+                           "(only GeoPackage collections can)")
+    try:
+        layer = load_layer(provider["data"], (provider.get("options") or {}).get("layer"),
+                           provider.get("id_field") or "id")
+    except Exception as err:  # pygeoapi's ProviderConnectionError: the file is missing
+        raise SentinelleError(f"{name}: collection {collection!r} cannot be read: "
+                              f"{getattr(err, 'user_msg', None) or err}") from err
+    index = layer.index.get(str(identifier))
+    if index is None:
+        raise NotFound(f"{name}: collection {collection!r} has no feature with id "
+                       f"{str(identifier)!r}")
+    crs = provider.get("storage_crs") or "OGC:CRS84"
+    with about(name):
+        geometry = layer.geometries[index]
+        if geometry is None or geometry.is_empty:
+            raise InvalidInput(f"feature {identifier!r} of {collection!r} has no geometry")
+        if geometry.geom_type not in {"Polygon", "MultiPolygon"}:
+            raise InvalidInput(f"feature {identifier!r} of {collection!r} is a "
+                               f"{geometry.geom_type}, not a polygon")
+        return Area(geometry, parse_crs(crs))
+
+
+def parse_area(value: Any, *, config: Mapping | None = None, name: str = "area") -> Area:
+    """An :class:`Area` from any accepted form (see ``AREA_SCHEMA``); validated values only."""
+    with about(name):
+        if isinstance(value, (list, tuple)):
+            return Area.from_bbox(value)
+        if not isinstance(value, Mapping):
+            raise InvalidInput(f"unsupported value {_short(value)}")
+        if "collection" in value:
+            return feature_area(str(value["collection"]), value["id"], config, name)
+        if "bbox" in value:
+            return Area.from_bbox(value["bbox"], value.get("crs") or "OGC:CRS84")
+        return Area.from_geojson(value)

@@ -1,0 +1,67 @@
+"""Sentinelle's errors as pygeoapi provider errors: one table, installed at the boundary.
+
+Domain code raises :mod:`sentinelle.errors`; pygeoapi shows a client the provider error's
+``user_msg`` (else a generic "query error") with the class's HTTP status, so every translation
+keeps our message as ``user_msg``.  The first row whose class matches wins (``TooLarge`` is an
+``InvalidInput``, so it comes first).
+
+pygeoapi 0.21's ``ProviderNoDataError`` answers **204 No Content**, which cannot carry a
+message: "no scene for this datetime" is therefore a 404 (``ProviderItemNotFoundError``) with
+the message saying what to change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from http import HTTPStatus
+from typing import Iterator
+
+from pygeoapi.provider.base import (
+    ProviderConnectionError,
+    ProviderGenericError,
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+    ProviderRequestEntityTooLargeError,
+)
+
+from sentinelle.errors import (
+    InvalidInput,
+    NoData,
+    NotFound,
+    SentinelleError,
+    SourceUnavailable,
+    TooLarge,
+)
+
+
+class ProviderSourceUnavailableError(ProviderConnectionError):
+    """A catalog or a COG could not be read: 502, the fault is upstream, not the client's."""
+
+    http_status_code = HTTPStatus.BAD_GATEWAY
+
+
+#: (our class, pygeoapi class), most specific first.
+ERROR_TABLE: tuple[tuple[type[SentinelleError], type[ProviderGenericError]], ...] = (
+    (TooLarge, ProviderRequestEntityTooLargeError),  # 413
+    (InvalidInput, ProviderInvalidQueryError),  # 400
+    (NotFound, ProviderItemNotFoundError),  # 404
+    (NoData, ProviderItemNotFoundError),  # 404, see the module docstring
+    (SourceUnavailable, ProviderSourceUnavailableError),  # 502
+)
+
+
+def to_provider_error(err: SentinelleError) -> ProviderGenericError:
+    """The pygeoapi error for one of ours, with our message for the user."""
+    for ours, theirs in ERROR_TABLE:
+        if isinstance(err, ours):
+            return theirs(str(err), user_msg=str(err))
+    return ProviderGenericError(str(err), user_msg=str(err))
+
+
+@contextlib.contextmanager
+def provider_errors() -> Iterator[None]:
+    """Translate :class:`SentinelleError` raised inside the block (pygeoapi's pass through)."""
+    try:
+        yield
+    except SentinelleError as err:
+        raise to_provider_error(err) from err

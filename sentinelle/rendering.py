@@ -1,0 +1,322 @@
+"""Products of the imagery path for the web adapters: areas named in the configuration, the
+``datetime`` convention, and the map renderer (area + bbox + size + datetime → RGBA).
+
+The OGC API Maps provider uses :func:`render_map`, and so will the WMS: it takes plain values
+(a bbox in a CRS, a size, an interval) and returns an RGBA array, knowing nothing of pygeoapi
+or HTTP.  Every pixel comes through :func:`sentinelle.catalog.imagery.read_imagery` (search with
+SCL cloud over the area → lazy cube → SCL mask → one date or a composite → clip) and
+:func:`sentinelle.analysis.indices.compute_index`; colours come from
+:mod:`sentinelle.analysis.render`.
+
+Conventions shared by the coverage and map collections:
+
+* ``datetime`` without ``/`` names a **day** (a time of day is ignored: scenes are daily);
+  an interval asks for a temporal composite of the cloud-masked dates;
+* no ``datetime`` means the **latest date at most** ``max_cloud`` **percent cloudy over the
+  requested area** (20 % by default), measured from SCL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+from sentinelle.analysis.indices import compute_index, get_index
+from sentinelle.analysis.render import RAMPS, colorize, legend, true_color
+from sentinelle.catalog.area import CRS84, Area, Grid, parse_crs, validate_bbox
+from sentinelle.catalog.dates import Interval, parse_interval
+from sentinelle.catalog.imagery import latest_clear_match, read_imagery
+from sentinelle.catalog.source import Catalog
+from sentinelle.errors import InvalidInput, NoData, NotFound, SourceUnavailable, TooLarge
+from sentinelle.settings import Limits
+
+#: Sentinel-2's finest band resolution (m): coarser requests are read with ``average``.
+NATIVE_RESOLUTION = 10.0
+#: Largest map side (px): a map is for looking at; data goes through the coverage.
+MAX_MAP_SIDE = 4096
+#: Default cloud threshold (percent over the requested area) for "the latest clear date".
+DEFAULT_MAX_CLOUD = 20.0
+#: Colour ramp per index (``analysis.render.RAMPS``); indices not listed use ``ndvi``.
+INDEX_RAMPS = {"NDVI": "ndvi", "SAVI": "ndvi", "EVI": "ndvi", "NDWI": "water", "NDMI": "water"}
+TRUE_COLOR_BANDS = ("red", "green", "blue")
+
+
+# --- areas named in the configuration ------------------------------------------------------
+
+_AREAS: dict[str, tuple[float, dict[str, Area]]] = {}
+_AREAS_LOCK = threading.Lock()
+
+
+def _read_areas(path: Path) -> dict[str, Area]:
+    try:
+        collection = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise SourceUnavailable(f"cannot read the area outlines {path}: {err}") from err
+    return {str(f["properties"]["area"]): Area.from_geojson(f["geometry"])
+            for f in collection.get("features", []) if "area" in f.get("properties", {})}
+
+
+def resolve_area(value: Any, areas_path: str | Path | None = None) -> Area:
+    """An area from the configuration: a name in ``areas_path`` (GeoJSON, CRS84, property
+    ``area``), a ``[minx, miny, maxx, maxy]`` lon/lat bbox, or a GeoJSON geometry."""
+    if isinstance(value, Area):
+        return value
+    if isinstance(value, dict):
+        return Area.from_geojson(value)
+    if isinstance(value, (list, tuple)):
+        return Area.from_bbox(value)
+    if areas_path is None:
+        raise InvalidInput(f"area {value!r} is a name but no area file is configured")
+    path = Path(areas_path)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        raise SourceUnavailable(
+            f"no area outlines at {path}; generate the sample data (`sentinelle sample-data`) "
+            "or fix the configured path") from None
+    key = str(path.resolve())
+    with _AREAS_LOCK:
+        cached = _AREAS.get(key)
+        if cached is None or cached[0] != mtime:
+            _AREAS[key] = (mtime, _read_areas(path))
+        areas = _AREAS[key][1]
+    if str(value) not in areas:
+        raise NotFound(f"no area {value!r} in {path.name}; known: {', '.join(sorted(areas))}")
+    return areas[str(value)]
+
+
+# --- datetime --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class When:
+    """The dates a request asks for: ``interval`` (None = the default date), ``single`` when
+    one day was named (no composite wanted)."""
+
+    interval: Interval | None
+    single: bool
+
+
+def parse_when(value: str | None) -> When:
+    """``None``/empty → default date; ``2024-05-17`` or ``2024-05-17T10:56:00Z`` → that UTC
+    day; ``start/end`` (open ends ``..``) → a composite over the interval."""
+    if value is None or not str(value).strip():
+        return When(None, True)
+    text = str(value).strip()
+    try:
+        if "/" in text:
+            interval = parse_interval(text)
+            if interval.start is None and interval.end is None:
+                return When(Interval(None, None), False)
+            return When(interval, False)
+        moment = parse_interval(text).start
+    except ValueError as err:
+        raise InvalidInput(str(err)) from err
+    day = moment.astimezone(dt.timezone.utc).date().isoformat()
+    return When(parse_interval(day), True)
+
+
+def resolve_when(catalog: Catalog, area: Area, when: When, *, max_cloud: float,
+                 limits: Limits) -> When:
+    """Replace the default date by the latest one at most ``max_cloud`` % cloudy over
+    ``area`` (raises :class:`NoData` with a hint when there is none)."""
+    if when.interval is not None:
+        return when
+    match = latest_clear_match(catalog, area, max_cloud=max_cloud, limits=limits)
+    return When(parse_interval(match.scene.date.isoformat()), True)
+
+
+def scenes_for(catalog: Catalog, area: Area, interval: Interval | None, *,
+               name: str = "the collection") -> list:
+    """The scenes over ``area`` in ``interval`` (footprints only, nothing read), or
+    :class:`NoData` naming the nearest dates that exist."""
+    scenes = catalog.find(area, interval)
+    if scenes:
+        return scenes
+    every = catalog.find(area)
+    if not every:
+        raise NoData(f"no Sentinel-2 scene covers this part of {name}; check the bbox")
+    start = interval.start if interval and interval.start else None
+    end = interval.end if interval and interval.end else None
+    before = [s.date.isoformat() for s in every if start and s.datetime < start]
+    after = [s.date.isoformat() for s in every if end and s.datetime > end]
+    span = (start.date().isoformat() if start else "..") + (
+        "" if start and end and start.date() == end.date()
+        else "/" + (end.date().isoformat() if end else ".."))
+    nearest = " and ".join(x for x in (before[-1] if before else "",
+                                       after[0] if after else "") if x)
+    raise NoData(f"no Sentinel-2 scene of {name} for datetime {span}; nearest date(s): "
+                 f"{nearest} (all dates are listed in the collection's extent.temporal)")
+
+
+# --- requested areas ------------------------------------------------------------------------
+
+def request_area(bbox: Sequence[float] | None, bbox_crs: Any, area: Area, *,
+                 name: str = "the collection", crs: Any = None,
+                 resolution: float | None = None) -> Area:
+    """The part of ``area`` inside ``bbox`` (in ``bbox_crs``, CRS84 by default); the whole
+    area when there is no bbox.  :class:`InvalidInput` when they do not meet.
+
+    With ``crs`` (the output grid's CRS), the bbox is first replaced by its envelope in that
+    CRS, so that a lon/lat bbox gives a full rectangle of UTM pixels (only what lies outside
+    the collection's area is then blank); with ``resolution`` too, that envelope is widened
+    to whole pixels of that size, so edge pixels the bbox only grazes keep their values.
+    """
+    if not bbox:
+        return area
+    try:
+        box = Area.from_bbox(bbox, parse_crs(bbox_crs if bbox_crs is not None else CRS84))
+        target = parse_crs(crs) if crs is not None else box.crs
+    except ValueError as err:
+        raise InvalidInput(str(err)) from err
+    if target != box.crs:
+        box = Area(shapely.box(*box.bounds_in(target)), target)
+    if resolution:
+        box = Area(shapely.box(*Grid.from_area(box, target, resolution).bounds), target)
+    crs = target
+    outline = area.to_crs(crs).geometry
+    inside = shapely.intersection(box.geometry, outline)
+    if inside.is_empty or inside.area <= 0:
+        lon = ", ".join(f"{v:.4f}" for v in area.lonlat_bounds)
+        raise InvalidInput(
+            f"the bbox {list(bbox)} does not meet the area of {name} "
+            f"(lon/lat bounds {lon}); move the bbox or check bbox-crs"
+        )
+    return Area(inside, crs)
+
+
+def compute(data):
+    """``data.compute()``, with unreadable assets reported as :class:`SourceUnavailable`."""
+    try:
+        return data.compute()
+    except OSError as err:
+        raise SourceUnavailable(f"an image could not be read: {err}") from err
+
+
+# --- maps ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RenderedMap:
+    """RGBA pixels (height, width, 4) and what they were made from."""
+
+    rgba: np.ndarray
+    dates: tuple[str, ...]
+    scenes: tuple[str, ...]
+
+
+def _ground_resolution(bbox: Sequence[float], crs, size: tuple[int, int]) -> float:
+    """Approximate ground size (m) of one output pixel: the bbox's area on the ground divided
+    by the number of pixels (ground from a local UTM zone)."""
+    area = Area.from_bbox(bbox, crs)
+    lon, lat = area.to_crs(CRS84).geometry.centroid.coords[0]
+    zone = int((lon + 180) // 6) + 1
+    utm = 32600 + zone if lat >= 0 else 32700 + zone
+    ground = area.to_crs(utm).geometry.area
+    return math.sqrt(ground / (size[0] * size[1]))
+
+
+def render_map(catalog: Catalog, area: Area, bbox: Sequence[float], crs: Any,
+               size: tuple[int, int], *, index: str | None = None, when: When | None = None,
+               method: str = "median", max_cloud: float = DEFAULT_MAX_CLOUD,
+               transparent: bool = True, limits: Limits | None = None,
+               name: str = "the layer") -> RenderedMap:
+    """The map of ``area`` inside ``bbox`` (in ``crs``, x/easting first) as exactly
+    ``size = (width, height)`` RGBA pixels: true colour, or ``index`` through its colour ramp.
+
+    Clouds (SCL) and everything outside ``area`` are transparent (white when not
+    ``transparent``); a bbox that misses the area gives a fully transparent image.  Pixels
+    are loaded at the output resolution, averaged when coarser than 10 m, then placed on the
+    output grid by nearest neighbour.
+    """
+    limits = limits or Limits()
+    width, height = (int(v) for v in size)
+    if width < 1 or height < 1:
+        raise InvalidInput(f"width and height must be positive, got {width}×{height}")
+    if max(width, height) > MAX_MAP_SIDE:
+        raise TooLarge(f"maps are at most {MAX_MAP_SIDE}×{MAX_MAP_SIDE} px, got "
+                       f"{width}×{height}; ask for a smaller image (or use the coverage)")
+    try:
+        out_crs = parse_crs(crs)
+        minx, miny, maxx, maxy = validate_bbox(bbox, out_crs)
+    except ValueError as err:
+        raise InvalidInput(str(err)) from err
+    if index is not None:
+        index = get_index(index).name
+    # rasterio/stackstac read EPSG:4326 as lon/lat, which is what CRS84 means
+    load_crs = parse_crs(4326) if out_crs == CRS84 else out_crs
+    out_transform = Affine((maxx - minx) / width, 0, minx, 0, -(maxy - miny) / height, maxy)
+    rgba = np.zeros((height, width, 4), dtype="uint8")
+    if not transparent:
+        rgba[...] = 255
+    try:
+        part = request_area((minx, miny, maxx, maxy), out_crs, area)
+    except InvalidInput:
+        return RenderedMap(rgba, (), ())
+    when = when or When(None, True)
+    if when.interval is not None:
+        scenes_for(catalog, part, when.interval, name=name)
+    when = resolve_when(catalog, part, when, max_cloud=max_cloud, limits=limits)
+    resolution = min(out_transform.a, -out_transform.e)
+    ground = _ground_resolution((minx, miny, maxx, maxy), out_crs, (width, height))
+    resampling = "average" if ground > NATIVE_RESOLUTION * 1.01 else "nearest"
+    bands = get_index(index).bands if index else TRUE_COLOR_BANDS
+    data = read_imagery(catalog, part, when.interval, bands, crs=load_crs, resolution=resolution,
+                        method=method, mask=True, clip=True, resampling=resampling,
+                        limits=limits, anchor=(minx, maxy))
+    layers = compute(compute_index(data, index)) if index else compute(data[list(bands)])
+    src_transform = data.rio.transform()
+
+    def place(values: np.ndarray) -> np.ndarray:
+        out = np.full((height, width), np.nan, dtype="float32")
+        reproject(np.asarray(values, dtype="float32"), out, src_transform=src_transform,
+                  src_crs=load_crs, dst_transform=out_transform, dst_crs=load_crs,
+                  src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest)
+        return out
+
+    if index:
+        ramp = INDEX_RAMPS.get(index, "ndvi")
+        image = colorize(place(layers.values), ramp)
+    else:
+        image = true_color(*(place(layers[b].values) for b in TRUE_COLOR_BANDS))
+    shown = image[..., 3] > 0
+    rgba[shown] = image[shown]
+    return RenderedMap(rgba, tuple(data.attrs.get("dates", ())),
+                       tuple(data.attrs.get("scenes", ())))
+
+
+def legend_png(index: str, *, width: int = 300) -> bytes:
+    """A labelled colour bar (PNG) for ``index``'s ramp: title, bar, a tick per ramp stop."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    spec = get_index(index)
+    ramp = RAMPS[INDEX_RAMPS.get(spec.name, "ndvi")]
+    margin, bar_height = 14, 18
+    bar_width = width - 2 * margin
+    canvas = Image.new("RGBA", (width, 64), (255, 255, 255, 230))
+    canvas.paste(Image.fromarray(legend(ramp, width=bar_width, height=bar_height), "RGBA"),
+                 (margin, 20))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    # PIL's built-in font has no accents: the formula is ASCII and says it all
+    draw.text((margin, 3), f"{spec.name} = {spec.formula}", fill="black", font=font)
+    low, high = ramp.range
+    for value, _colour in ramp.stops:
+        x = margin + round((value - low) / (high - low) * (bar_width - 1))
+        draw.line([(x, 20 + bar_height), (x, 20 + bar_height + 4)], fill="black")
+        label = f"{value:g}"
+        left = min(max(x - 3 * len(label), 0), width - 6 * len(label))
+        draw.text((left, 20 + bar_height + 6), label, fill="black", font=font)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()
