@@ -45,9 +45,10 @@ $(BENCH_DATA)/catalog/catalog.json: | $(BIN)/.installed
 
 bench: setup $(BENCH_DATA)/catalog/catalog.json
 	$(BIN)/python benchmarks/load.py $(BENCH_DATA)
+	$(BIN)/python benchmarks/ndvi.py $(BENCH_DATA)
 
 lint: $(BIN)/.installed
-	$(BIN)/python -m ruff check . || echo "ruff not installed: pip install ruff"
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf build test-artifacts .pytest_cache
