@@ -18,7 +18,7 @@ setup: $(BIN)/.installed assets data openapi
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $@
 
 assets: node_modules/.installed
@@ -46,6 +46,7 @@ $(BENCH_DATA)/catalog/catalog.json: | $(BIN)/.installed
 bench: setup $(BENCH_DATA)/catalog/catalog.json
 	$(BIN)/python benchmarks/load.py $(BENCH_DATA)
 	$(BIN)/python benchmarks/ndvi.py $(BENCH_DATA)
+	$(BIN)/python benchmarks/zonal.py $(BENCH_DATA)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

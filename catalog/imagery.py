@@ -65,6 +65,34 @@ def native_epsg(matches: Sequence[Match]) -> int:
     return Counter(m.scene.epsg for m in matches).most_common(1)[0][0]
 
 
+def read_cube(catalog: Catalog, area: Area, interval: Interval | None, bands: Iterable[str],
+              *, crs=None, resolution: float = 10.0, max_cloud: float | None = None,
+              mask: bool = True, mask_classes: Iterable[int] = DEFAULT_MASK_CLASSES,
+              keep_scl: bool = False, resampling: str = "nearest",
+              limits: Limits | None = None,
+              anchor: tuple[float, float] = (0.0, 0.0)) -> xr.Dataset:
+    """The lazy ``(time, y, x)`` cube of ``bands`` over ``area``'s grid, one entry per
+    matching scene, masked with SCL when ``mask``; the dates, scenes and cloud fractions are
+    in its attributes.  Time series (zonal statistics per date) start from here."""
+    limits = limits or Limits()
+    bands = [b for b in dict.fromkeys(bands) if b != "scl"]
+    matches = find_scenes(catalog, area, interval, max_cloud=max_cloud, limits=limits)
+    out_crs = parse_crs(crs) if crs is not None else parse_crs(native_epsg(matches))
+    grid = Grid.from_area(area, out_crs, resolution, anchor=anchor)
+    scenes = [m.scene for m in matches]
+    cube = load_cube(scenes, bands + (["scl"] if mask or keep_scl else []), grid,
+                     resampling=resampling, limits=limits)
+    if mask:
+        cube = mask_clouds(cube, mask_classes)
+    cube.attrs.update(
+        dates=sorted({s.date.isoformat() for s in scenes}),
+        scenes=[s.id for s in scenes],
+        cloud_fractions={m.scene.id: round(m.cloud_fraction, 4) for m in matches},
+        resolution=resolution,
+    )
+    return cube.rio.write_crs(out_crs).rio.write_transform(grid.transform)
+
+
 def read_imagery(catalog: Catalog, area: Area, interval: Interval | None, bands: Iterable[str],
                  *, crs=None, resolution: float = 10.0, method: str = "median",
                  max_cloud: float | None = None, mask: bool = True,
@@ -79,39 +107,31 @@ def read_imagery(catalog: Catalog, area: Area, interval: Interval | None, bands:
     ``scl`` among ``bands`` is returned (class codes, NaN outside the area) only for one
     unmasked date; with ``mask`` it is used for masking and left out.
     """
-    limits = limits or Limits()
     bands = list(dict.fromkeys(bands))
     keep_scl = "scl" in bands and not mask
-    bands = [b for b in bands if b != "scl"]
-    matches = find_scenes(catalog, area, interval, max_cloud=max_cloud, limits=limits)
-    if keep_scl and len(matches) > 1:
+    cube = read_cube(catalog, area, interval, bands, crs=crs, resolution=resolution,
+                     max_cloud=max_cloud, mask=mask, mask_classes=mask_classes,
+                     keep_scl=keep_scl, resampling=resampling, limits=limits, anchor=anchor)
+    scenes = cube.attrs["scenes"]
+    if keep_scl and len(scenes) > 1:
         raise InvalidInput(
-            f"the scl band (scene classification) exists per date but {len(matches)} scenes "
+            f"the scl band (scene classification) exists per date but {len(scenes)} scenes "
             f"match {_describe(interval)}; ask for one date"
         )
-    out_crs = parse_crs(crs) if crs is not None else parse_crs(native_epsg(matches))
-    grid = Grid.from_area(area, out_crs, resolution, anchor=anchor)
-    scenes = [m.scene for m in matches]
-    cube = load_cube(scenes, bands + (["scl"] if mask or keep_scl else []), grid,
-                     resampling=resampling, limits=limits)
-    if mask:
-        cube = mask_clouds(cube, mask_classes)
     if len(scenes) == 1:  # nothing to reduce (and SCL codes must stay as they are)
         result = cube.isel(time=0, drop=True)
         result = result.drop_vars([c for c in ("id", "time") if c in result.coords])
     else:
         result = composite(cube, method)
+    grid_crs, transform = cube.rio.crs, cube.rio.transform()
     if clip:
+        grid = Grid(grid_crs, transform, (cube.sizes["y"], cube.sizes["x"]))
         inside = xr.DataArray(area_mask(area, grid), dims=("y", "x"))
         result = result.where(inside)
-    result.attrs.update(
-        dates=sorted({s.date.isoformat() for s in scenes}),
-        scenes=[s.id for s in scenes],
-        cloud_fractions={m.scene.id: round(m.cloud_fraction, 4) for m in matches},
-        composite=method if len(scenes) > 1 else "none",
-        resolution=resolution,
-    )
-    return result.rio.write_crs(out_crs).rio.write_transform(grid.transform)
+    result.attrs.update({key: cube.attrs[key] for key in
+                         ("dates", "scenes", "cloud_fractions", "resolution")})
+    result.attrs["composite"] = method if len(scenes) > 1 else "none"
+    return result.rio.write_crs(grid_crs).rio.write_transform(transform)
 
 
 def valid_fraction(data: xr.DataArray) -> float:

@@ -266,3 +266,123 @@ def parse_area(value: Any, *, config: Mapping | None = None, name: str = "area")
         if "bbox" in value:
             return Area.from_bbox(value["bbox"], value.get("crs") or "OGC:CRS84")
         return Area.from_geojson(value)
+
+
+# --- zones -------------------------------------------------------------------------------------
+
+ZONES_SCHEMA: dict = {
+    "oneOf": [
+        {"title": "an inline GeoJSON FeatureCollection (CRS84 unless \"crs\" says otherwise)",
+         "type": "object", "required": ["type", "features"],
+         "properties": {"type": {"const": "FeatureCollection"},
+                        "features": {"type": "array"},
+                        "crs": {"type": ["string", "integer", "object"]}}},
+        {"title": "a served collection {\"collection\": ..., \"filter\": \"<CQL2 text>\", "
+                  "\"bbox\": [...]}",
+         "type": "object", "required": ["collection"], "additionalProperties": False,
+         "properties": {"collection": {"type": "string", "minLength": 1},
+                        "filter": {"type": "string"}, "bbox": _BBOX}},
+    ]
+}
+
+
+def _geojson_crs(value: Any) -> Any:
+    """The CRS of an inline FeatureCollection: ``"EPSG:2154"`` or the GeoJSON 2008 form
+    ``{"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2154"}}``."""
+    if value is None:
+        return "OGC:CRS84"
+    if isinstance(value, Mapping):
+        value = (value.get("properties") or {}).get("name")
+        if not value:
+            raise InvalidInput("crs: use \"EPSG:2154\" or {\"type\": \"name\", "
+                               "\"properties\": {\"name\": \"EPSG:2154\"}}")
+    text = str(value)
+    if text.startswith("urn:ogc:def:crs:"):
+        parts = text.split(":")
+        text = "OGC:CRS84" if parts[-1] == "CRS84" else f"{parts[4]}:{parts[-1]}"
+    return text
+
+
+def _feature_provider(collection: str, config: Mapping, name: str) -> tuple[Any, dict]:
+    """The pygeoapi feature provider of a served collection (the one the Features API uses)."""
+    from pygeoapi.plugin import load_plugin
+
+    resources = config.get("resources", {})
+    features = {key: res for key, res in resources.items()
+                if res.get("type") == "collection"
+                and any(p.get("type") == "feature" for p in res.get("providers", []))}
+    if collection not in features:
+        raise InvalidInput(f"{name}: no feature collection {collection!r} is served; "
+                           f"use one of {', '.join(sorted(features))}")
+    definition = next(p for p in features[collection]["providers"]
+                      if p.get("type") == "feature")
+    try:
+        return load_plugin("provider", definition), definition
+    except Exception as err:
+        raise SentinelleError(f"{name}: collection {collection!r} cannot be read: "
+                              f"{getattr(err, 'user_msg', None) or err}") from err
+
+
+def parse_zones(value: Any, *, max_zones: int, config: Mapping | None = None,
+                name: str = "zones"):
+    """:class:`~sentinelle.analysis.zones.Zones` from an inline FeatureCollection or a served
+    collection with an optional CQL2 ``filter`` and CRS84 ``bbox``.
+
+    Served zones are read through the collection's own pygeoapi provider (the same query the
+    Features API runs, so a filter selects the same features), in its ``storage_crs``.  More
+    than ``max_zones`` zones is :class:`TooLarge`, before any pixel is read.
+    """
+    from sentinelle.analysis.zones import Zones
+
+    if not isinstance(value, Mapping):
+        raise InvalidInput(f"{name}: expected a GeoJSON FeatureCollection or "
+                           "{\"collection\": ...}")
+    if "collection" not in value:
+        features = value.get("features") or []
+        if len(features) > max_zones:
+            raise TooLarge(f"{name}: {len(features):,} zones but at most {max_zones:,} are "
+                           "accepted in one request; split them into several requests")
+        if not features:
+            raise InvalidInput(f"{name}: the FeatureCollection has no feature")
+        with about(name):
+            return Zones.from_features(value, crs=parse_crs(_geojson_crs(value.get("crs"))))
+
+    from pygeoapi.util import modify_pygeofilter
+    from pygeofilter.parsers.ecql import parse as parse_ecql
+
+    config = served_config() if config is None else config
+    collection = str(value["collection"])
+    provider, definition = _feature_provider(collection, config, name)
+    storage_crs = definition.get("storage_crs") or "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+    filterq = None
+    if value.get("filter"):
+        try:
+            filterq = modify_pygeofilter(
+                parse_ecql(value["filter"]),
+                filter_crs_uri="http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+                storage_crs_uri=definition.get("storage_crs"),
+                geometry_column_name=definition.get("geom_field"))
+        except Exception as err:
+            raise InvalidInput(f"{name}: the filter is not valid CQL2 text ({err})") from err
+    bbox = []
+    if value.get("bbox"):
+        with about(name):
+            bbox = list(Area.from_bbox(value["bbox"]).bounds_in(parse_crs(storage_crs)))
+    try:
+        result = provider.query(offset=0, limit=max_zones + 1, resulttype="results", bbox=bbox,
+                                datetime_=None, properties=[], sortby=[],
+                                select_properties=[], skip_geometry=False, q=None,
+                                filterq=filterq)
+    except Exception as err:  # pygeoapi provider errors carry the user message
+        message = getattr(err, "user_msg", None) or str(err)
+        raise InvalidInput(f"{name}: {message}") from err
+    features = result.get("features", [])
+    matched = result.get("numberMatched", len(features))
+    if matched > max_zones or len(features) > max_zones:
+        raise TooLarge(f"{name}: {matched:,} features of {collection!r} match but at most "
+                       f"{max_zones:,} zones are accepted in one request; narrow the filter "
+                       "or the bbox")
+    if not features:
+        raise InvalidInput(f"{name}: no feature of {collection!r} matches the filter/bbox")
+    with about(name):
+        return Zones.from_features(features, crs=parse_crs(storage_crs))

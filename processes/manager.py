@@ -18,6 +18,7 @@ Configured with ``server.manager.name: sentinelle.processes.manager.SentinelleMa
 from __future__ import annotations
 
 import base64
+import json
 from multiprocessing import dummy
 from typing import Any, Optional
 
@@ -32,10 +33,14 @@ DOCUMENT = RequestedResponse.document.value
 
 
 def document_value(processor: BaseProcessor, mimetype: str, outputs: Any) -> tuple[str, Any]:
-    """Bytes as an OGC qualified value (base64) for ``response: document``; else unchanged."""
+    """Bytes as an OGC qualified value for ``response: document`` (JSON media types embedded
+    as JSON, others base64); anything else unchanged."""
     if not isinstance(outputs, bytes):
         return mimetype, outputs
     output_id = next(iter(processor.metadata.get("outputs", {})), "result")
+    if "json" in mimetype.split(";")[0]:  # GeoJSON as bytes: embed it as JSON, not base64
+        return "application/json", {"id": output_id, "mediaType": mimetype,
+                                    "value": json.loads(outputs)}
     return "application/json", {
         "id": output_id, "mediaType": mimetype, "encoding": "base64",
         "value": base64.b64encode(outputs).decode("ascii"),

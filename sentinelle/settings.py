@@ -36,6 +36,7 @@ class Limits:
     max_dates: int = 120  # scenes in one cube
     max_search_items: int = 1_000  # items a search may return
     chunk_size: int = 1024  # px, follows COG blocks
+    max_zones: int = 50_000  # zones in one zonal-statistics request
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -44,4 +45,5 @@ class Limits:
             max_dates=_int_env("SENTINELLE_MAX_DATES", cls.max_dates),
             max_search_items=_int_env("SENTINELLE_MAX_SEARCH_ITEMS", cls.max_search_items),
             chunk_size=_int_env("SENTINELLE_CHUNK_SIZE", cls.chunk_size),
+            max_zones=_int_env("SENTINELLE_MAX_ZONES", cls.max_zones),
         )
