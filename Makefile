@@ -47,6 +47,7 @@ bench: setup $(BENCH_DATA)/catalog/catalog.json
 	$(BIN)/python benchmarks/load.py $(BENCH_DATA)
 	$(BIN)/python benchmarks/ndvi.py $(BENCH_DATA)
 	$(BIN)/python benchmarks/zonal.py $(BENCH_DATA)
+	$(BIN)/python benchmarks/change.py $(BENCH_DATA)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
