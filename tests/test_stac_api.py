@@ -4,9 +4,12 @@ items migrated to STAC 1.1 (``proj:code``, ``bands``) as current APIs publish th
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pystac
@@ -21,7 +24,9 @@ from tests.conftest import free_port
 
 @pytest.fixture(scope="module")
 def stac_api(sample_dir, tmp_path_factory):
-    rustac = shutil.which("rustac")
+    # the venv's scripts first: `make test` runs .venv/bin/python without activating the venv
+    rustac = shutil.which("rustac", path=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     if rustac is None:
         pytest.skip("rustac (pip install rustac) is not installed")
     work = tmp_path_factory.mktemp("stac-api")
