@@ -11,7 +11,7 @@ SENTINELLE_DATA ?= $(CURDIR)/data
 export SENTINELLE_DATA
 BENCH_DATA ?= $(CURDIR)/build/fullsize
 
-.PHONY: setup serve test bench assets data openapi lint clean
+.PHONY: setup serve test bench bench-jobs assets data openapi lint clean
 
 setup: $(BIN)/.installed assets data openapi
 
@@ -48,6 +48,10 @@ bench: setup $(BENCH_DATA)/catalog/catalog.json
 	$(BIN)/python benchmarks/ndvi.py $(BENCH_DATA)
 	$(BIN)/python benchmarks/zonal.py $(BENCH_DATA)
 	$(BIN)/python benchmarks/change.py $(BENCH_DATA)
+
+# 20 concurrent async zonal jobs: local Dask cluster 1 vs 2 workers vs pygeoapi's TinyDB manager
+bench-jobs: setup
+	$(BIN)/python benchmarks/jobs.py $(SENTINELLE_DATA)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -41,7 +41,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import dask.array as da
 import numpy as np
@@ -406,7 +406,8 @@ def _operations(statistics: tuple[str, ...], spanning: bool) -> list[str]:
 def zonal_stats(data: xr.DataArray, zones: Zones,
                 statistics: Sequence[str] | str = DEFAULT_STATISTICS, *,
                 max_zones: int = MAX_ZONES, min_valid_fraction: float = MIN_VALID_FRACTION,
-                prefetch: int = PREFETCH) -> list[dict[str, Any]]:
+                prefetch: int = PREFETCH,
+                progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Statistics of ``data`` per zone: a list of flat rows (dicts), ready for GeoJSON or CSV.
 
     ``data`` is a (lazy) ``(y, x)`` array, or ``(time, y, x)`` for a time series, with a CRS
@@ -425,6 +426,11 @@ def zonal_stats(data: xr.DataArray, zones: Zones,
       least part of the zone valid) — zone by zone, dates in the array's order.  A zone with
       no clear date gets one row with ``datetime`` ``None``, ``count`` 0 and a warning.  Each
       row has exactly the values a call on that date's ``(y, x)`` slice gives.
+
+    ``progress``, if given, is called as ``progress(done, total)`` before the first block and
+    after each block (``total`` = blocks to read, time chunks × spatial blocks touching a
+    zone), from the calling thread: job managers report it, and may cancel the work by
+    raising from it.
 
     Raises :class:`TooLarge` when there are more than ``max_zones`` zones (before reading),
     :class:`InvalidInput` for an unknown statistic or a raster without CRS.
@@ -470,7 +476,10 @@ def zonal_stats(data: xr.DataArray, zones: Zones,
             if (i, j) in per_block]
     bounds = {(i, j): box for i, j, box in blocks}
     remaining, current = touches, -1  # blocks each zone still waits for, in this time chunk
-    for (tc, i, j), block in zip(keys, _compute_blocks(layout.array, keys, prefetch)):
+    if progress is not None:
+        progress(0, len(keys))
+    for n_read, ((tc, i, j), block) in enumerate(
+            zip(keys, _compute_blocks(layout.array, keys, prefetch)), start=1):
         if tc != current:
             remaining, current = touches.copy(), tc
         candidates = per_block[(i, j)]
@@ -492,6 +501,8 @@ def zonal_stats(data: xr.DataArray, zones: Zones,
         if quantiles:
             done = candidates[(remaining[candidates] == 0) & (touches[candidates] > 1)]
             acc.finish_pairs(done, range(tchunks[tc], tchunks[tc + 1]))
+        if progress is not None:
+            progress(n_read, len(keys))
 
     return _rows(acc, zones, names, layout, shapely.area(geoms), min_valid_fraction)
 

@@ -21,12 +21,14 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import shapely
 import xarray as xr
 from pygeoapi.process.base import BaseProcessor
 
+from sentinelle.analysis.classify import BANDS as TREE_BANDS
+from sentinelle.analysis.classify import tree_cover
 from sentinelle.analysis.indices import INDICES, compute_index
 from sentinelle.analysis.zonal import (
     DEFAULT_STATISTICS,
@@ -43,6 +45,7 @@ from sentinelle.catalog.presets import BANDS, CLASS_BANDS
 from sentinelle.catalog.source import Catalog, open_catalog
 from sentinelle.errors import InvalidInput
 from sentinelle.processes import inputs as inp
+from sentinelle.processes import progress as job_progress
 from sentinelle.processes.errors import to_process_error
 from sentinelle.processes.spectral_index import default_catalog
 from sentinelle.settings import Limits
@@ -52,7 +55,9 @@ CSV = "text/csv; charset=utf-8"
 FORMATS = {"geojson": GEOJSON, "csv": CSV}
 #: reflectance bands a user may summarise directly
 REFLECTANCE_BANDS = tuple(b for b in BANDS if b not in CLASS_BANDS)
-VARIABLES = (*INDICES, *REFLECTANCE_BANDS)
+#: derived variables: the tree mask of the rules classification (its zonal mean = tree cover)
+TREE_COVER = "tree-cover"
+VARIABLES = (*INDICES, *REFLECTANCE_BANDS, TREE_COVER)
 
 PROCESS_METADATA: dict = {
     "version": "0.1.0",
@@ -108,10 +113,16 @@ PROCESS_METADATA: dict = {
         "variable": {
             "title": {"fr": "Variable", "en": "Variable"},
             "description": {
-                "fr": "Un indice spectral (" + ", ".join(INDICES) + ") ou une bande ("
-                      + ", ".join(REFLECTANCE_BANDS) + ", réflectance).",
-                "en": "A spectral index (" + ", ".join(INDICES) + ") or a band ("
-                      + ", ".join(REFLECTANCE_BANDS) + ", reflectance).",
+                "fr": "Un indice spectral (" + ", ".join(INDICES) + "), une bande ("
+                      + ", ".join(REFLECTANCE_BANDS) + ", réflectance) ou tree-cover : "
+                      "1 pour les pixels classés arbres par les règles de classification, 0 "
+                      "sinon — sa moyenne est la part de la zone couverte d'arbres (date ou "
+                      "composite d'été conseillé).",
+                "en": "A spectral index (" + ", ".join(INDICES) + "), a band ("
+                      + ", ".join(REFLECTANCE_BANDS) + ", reflectance) or tree-cover: 1 for "
+                      "pixels the rules classification calls trees, 0 otherwise — its mean is "
+                      "the share of the zone covered by trees (use a leaf-on date or "
+                      "composite).",
             },
             "schema": {"type": "string", "enum": list(VARIABLES), "default": "NDVI"},
             "minOccurs": 0, "maxOccurs": 1,
@@ -233,7 +244,8 @@ def variable_array(catalog: Catalog, zones: Zones, datetime_: Interval | None, *
                    resolution: float = 10.0, limits: Limits | None = None) -> xr.DataArray:
     """The lazy raster to summarise: ``(y, x)`` composite or ``(time, y, x)`` series."""
     index = INDICES.get(variable.upper())
-    bands = list(index.bands) if index else [variable]
+    trees = variable == TREE_COVER
+    bands = list(index.bands) if index else list(TREE_BANDS) if trees else [variable]
     area = zones_area(zones)
     if temporal == "series":
         data = read_cube(catalog, area, datetime_, bands, resolution=resolution,
@@ -241,7 +253,10 @@ def variable_array(catalog: Catalog, zones: Zones, datetime_: Interval | None, *
     else:
         data = read_imagery(catalog, area, datetime_, bands, resolution=resolution,
                             method=composite, max_cloud=max_cloud, clip=False, limits=limits)
-    values = compute_index(data, index.name) if index else data[variable]
+    if trees:
+        values = tree_cover(data)
+    else:
+        values = compute_index(data, index.name) if index else data[variable]
     return values.rio.write_crs(data.rio.crs).rio.write_transform(data.rio.transform())
 
 
@@ -250,14 +265,17 @@ def zonal_statistics(catalog: Catalog, zones: Zones, datetime_: Interval | None,
                      temporal: str = "composite", statistics=DEFAULT_STATISTICS,
                      max_cloud: float | None = None, resolution: float = 10.0,
                      min_valid_fraction: float = MIN_VALID_FRACTION,
-                     limits: Limits | None = None) -> list[dict[str, Any]]:
-    """Rows of statistics, one per zone (composite) or per zone and clear date (series)."""
+                     limits: Limits | None = None,
+                     progress: Callable[[int, int], None] | None = None
+                     ) -> list[dict[str, Any]]:
+    """Rows of statistics, one per zone (composite) or per zone and clear date (series);
+    ``progress(done, total)`` is called as the engine reads blocks (see ``zonal_stats``)."""
     limits = limits or Limits()
     values = variable_array(catalog, zones, datetime_, variable=variable, composite=composite,
                             temporal=temporal, max_cloud=max_cloud, resolution=resolution,
                             limits=limits)
     return zonal_stats(values, zones, statistics, max_zones=limits.max_zones,
-                       min_valid_fraction=min_valid_fraction)
+                       min_valid_fraction=min_valid_fraction, progress=progress)
 
 
 def _group(rows: list[dict], zones: Zones) -> list[list[dict]]:
@@ -358,7 +376,8 @@ class ZonalStatisticsProcessor(BaseProcessor):
             format_, zones = kwargs.pop("format_"), kwargs.pop("zones")
             catalog = open_catalog(self.source if "://" in self.source
                                    else Path(self.source), self.preset)
-            rows = zonal_statistics(catalog, zones, limits=limits, **kwargs)
+            rows = zonal_statistics(catalog, zones, limits=limits,
+                                    progress=job_progress.current(), **kwargs)
             return encode(rows, zones, temporal=kwargs["temporal"], format_=format_)
         except Exception as err:
             raise to_process_error(err) from err

@@ -100,6 +100,9 @@ def create_app(config: str | Path | None = None, openapi: str | Path | None = No
         app.wsgi_app = compat.FilterLangMiddleware(app.wsgi_app)
     if compat.needs_coverage_bbox_fix():
         compat.patch_coverage_bbox_status()
+    from sentinelle.processes import jobs_api
+
+    jobs_api.install()  # statusInfo bodies, ?status= filters, results of failed/dismissed jobs
     app.add_url_rule("/collections/<path:collection_id>/map/legend", "map_legend",
                      map_legend)
     missing = vendor.missing_assets()

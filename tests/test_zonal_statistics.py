@@ -235,3 +235,21 @@ def test_statistics_per_commune(server, sample_dir):
     assert len(features) == meta["features"]
     assert all(0.2 < f["properties"]["mean"] < 0.95 for f in features)
     assert all(f["properties"]["valid_fraction"] > 0.9 for f in features)
+
+
+def test_tree_cover_per_commune_is_one_request(server, sample_dir):
+    """``variable: tree-cover``: the mean is the share of each commune under trees."""
+    response = execute(server, {"zones": {"collection": "guyane-communes"},
+                                "datetime": "2024-10-21", "variable": "tree-cover",
+                                "statistics": ["mean", "valid_fraction"], "format": "csv"})
+    assert response.status_code == 200, response.text
+    table = pd.read_csv(io.StringIO(response.text), dtype={"id": str})
+    with open(sample_dir / "truth" / "tree_cover_communes.csv", newline="") as handle:
+        truth = {r["commune"]: float(r["tree_fraction_after"])
+                 for r in csv.DictReader(handle) if r["area"] == "guyane"}
+    compared = 0
+    for row in table.itertuples():
+        if row.valid_fraction > 0.5:
+            compared += 1
+            assert row.mean == pytest.approx(truth[row.id], abs=0.03), row.id
+    assert compared >= 5
