@@ -38,10 +38,15 @@ class Match:
 
 
 def area_mask(area: Area, grid: Grid) -> np.ndarray:
-    """Boolean array on ``grid``: True for pixels whose centre lies in the area."""
+    """Boolean array on ``grid``: True for pixels whose centre lies in the area — or, for an
+    area smaller than a pixel (no centre inside), the pixels it touches."""
     geometry = area.to_crs(grid.crs).geometry
-    return geometry_mask([geometry], out_shape=grid.shape, transform=grid.transform,
-                         invert=True)
+    inside = geometry_mask([geometry], out_shape=grid.shape, transform=grid.transform,
+                           invert=True)
+    if not inside.any():
+        inside = geometry_mask([geometry], out_shape=grid.shape, transform=grid.transform,
+                               invert=True, all_touched=True)
+    return inside
 
 
 def scl_grid(area: Area, epsg: int) -> Grid:

@@ -54,6 +54,8 @@ class SceneRecordsProvider(BaseProvider):
         options = self.options or {}
         self.preset = options.get("preset", "auto")
         self.asset_base_url = (provider_def.get("asset_base_url") or "").rstrip("/")
+        #: where ``/metadata/{id}.xml`` (ISO 19139, sentinelle.metadata) is served
+        self.metadata_base_url = (provider_def.get("metadata_base_url") or "").rstrip("/")
         self.max_scenes = Limits.from_env().max_search_items
         try:
             self._catalog = open_catalog(self.data, self.preset)
@@ -105,6 +107,10 @@ class SceneRecordsProvider(BaseProvider):
         if select:
             properties = {k: v for k, v in properties.items() if k in select}
         links = []
+        if self.metadata_base_url:
+            links.append({"rel": "describedby", "type": "application/xml",
+                          "href": f"{self.metadata_base_url}/{scene.id}.xml",
+                          "title": "Fiche ISO 19139 (INSPIRE) / ISO 19139 record (INSPIRE)"})
         for band, asset in scene.assets.items():
             href = self._asset_href(asset.href)
             if href:

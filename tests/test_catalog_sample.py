@@ -178,3 +178,9 @@ def test_pixel_budget_is_checked_before_reading(catalog, areas):
                   limits=Limits(max_pixels=1_000_000))
     with pytest.raises(InvalidInput, match="no readable asset"):
         load_cube(scenes, ["swir22"], Grid.from_area(area, epsg, 10))
+
+
+def test_an_area_smaller_than_a_scl_pixel_still_finds_its_scenes(catalog, areas):
+    """A 5 m square has no 20 m pixel centre inside: the pixels it touches count."""
+    tiny = Area.from_bbox([605001, 5328001, 605006, 5328006], crs=32630)
+    assert len(search(catalog, tiny)) == len(search(catalog, areas["bretagne"][0]))
