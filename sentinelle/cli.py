@@ -76,5 +76,38 @@ def openapi(config: str | None, output: str | None) -> None:
     click.echo(f"OpenAPI document written to {openapi_path}")
 
 
+@main.group()
+def hub() -> None:
+    """The Copernicus hub: mirror an upstream STAC API over areas of interest."""
+
+
+@hub.command("sync")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: when stderr is a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def hub_sync(config: Path, progress: bool | None, as_json: bool) -> None:
+    """Fetch what is new upstream into the hub folder CONFIG names (YAML, see deploy/hub.md).
+
+    Exits with status 1 when an item (or the search) could not be fetched, after listing why.
+    """
+    import json
+    import logging
+
+    from sentinelle.catalog.hub import load_config, sync
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_config(config)
+        report = sync(settings, progress=sys.stderr.isatty() if progress is None else progress)
+    except ValueError as err:  # a bad configuration or area file (upstream errors are reported)
+        raise click.UsageError(str(err)) from err
+    click.echo(json.dumps(report.as_dict(), indent=1) if as_json else report.format())
+    if not report.ok:
+        click.echo(f"{len(report.failed)} item(s) could not be fetched; run the same command "
+                   "again to resume (complete files are kept).", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
