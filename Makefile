@@ -48,6 +48,7 @@ bench: setup $(BENCH_DATA)/catalog/catalog.json
 	$(BIN)/python benchmarks/ndvi.py $(BENCH_DATA)
 	$(BIN)/python benchmarks/zonal.py $(BENCH_DATA)
 	$(BIN)/python benchmarks/change.py $(BENCH_DATA)
+	$(BIN)/python benchmarks/hub.py $(BENCH_DATA)
 
 # 20 concurrent async zonal jobs: local Dask cluster 1 vs 2 workers vs pygeoapi's TinyDB manager
 bench-jobs: setup
