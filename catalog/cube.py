@@ -20,6 +20,7 @@ import xarray as xr
 
 from sentinelle.catalog.area import Area, Grid
 from sentinelle.catalog.gdal import reader_env
+from sentinelle.catalog.overviews import ground_resolution, overview_href
 from sentinelle.catalog.presets import CLASS_BANDS
 from sentinelle.catalog.scenes import Scene
 from sentinelle.errors import InvalidInput, NoData, TooLarge
@@ -49,8 +50,16 @@ def _stack(scenes: Sequence[Scene], bands: list[str], grid: Grid, *, resampling:
     from rasterio.enums import Resampling
 
     remote = any(scene.assets[b].is_remote for scene in scenes for b in bands)
+    items = [scene.stac_item(bands) for scene in scenes]
+    if resampling != "nearest":  # averaging: read the overview that suits the output pixel
+        for scene, item in zip(scenes, items):
+            for band in bands:
+                asset = scene.assets[band]
+                target = ground_resolution(grid, asset.epsg or grid.epsg)
+                if asset.resolution is None or target >= 2 * asset.resolution:
+                    item["assets"][band]["href"] = overview_href(asset.href, target)
     return stackstac.stack(
-        [scene.stac_item(bands) for scene in scenes],
+        items,
         assets=bands,
         epsg=grid.epsg,
         resolution=grid.resolution,

@@ -11,6 +11,7 @@ import pyogrio
 import pytest
 import rasterio
 import shapely
+from affine import Affine
 from rasterio.features import rasterize
 
 from sentinelle.analysis.indices import compute_index
@@ -184,3 +185,24 @@ def test_an_area_smaller_than_a_scl_pixel_still_finds_its_scenes(catalog, areas)
     """A 5 m square has no 20 m pixel centre inside: the pixels it touches count."""
     tiny = Area.from_bbox([605001, 5328001, 605006, 5328006], crs=32630)
     assert len(search(catalog, tiny)) == len(search(catalog, areas["bretagne"][0]))
+
+
+def test_coarse_averaged_reads_use_the_cog_overview(catalog):
+    """At 20 m with averaging the red band comes from the COG's overview; with nearest from
+    the full-resolution pixels."""
+    scene = catalog.get("S2B_30UXU_20240517_0_L2A")
+    full = native_grid(scene)
+    coarse = Grid(full.crs, full.transform * Affine.scale(2), (full.shape[0] // 2,
+                                                                 full.shape[1] // 2))
+    href = scene.assets["red"].href
+    with rasterio.open(f"vrt://{href}?ovr=0") as ds:
+        overview = ds.read(1)
+    with rasterio.open(href) as ds:
+        full_dn = ds.read(1)
+    averaged = load_cube([scene], ["red"], coarse, resampling="average")["red"].values[0]
+    nearest = load_cube([scene], ["red"], coarse, resampling="nearest")["red"].values[0]
+    np.testing.assert_allclose(averaged, overview * 1e-4 - 0.1, atol=1e-6)
+    # nearest picks one full-resolution pixel of each 2 × 2 block (which one is GDAL's choice)
+    phases = [full_dn[i::2, j::2] * 1e-4 - 0.1 for i in (0, 1) for j in (0, 1)]
+    assert any(np.allclose(nearest, phase, atol=1e-6) for phase in phases)
+    assert not np.allclose(averaged, nearest, atol=1e-6)
