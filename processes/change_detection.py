@@ -28,10 +28,8 @@ Choices:
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import dask
@@ -39,7 +37,6 @@ import dask.array
 import numpy as np
 import xarray as xr
 from affine import Affine
-from pygeoapi.process.base import BaseProcessor
 
 from sentinelle.analysis import change as ch
 from sentinelle.analysis.indices import INDICES, compute_index, get_index
@@ -48,12 +45,12 @@ from sentinelle.catalog.area import Area, Grid
 from sentinelle.catalog.composite import METHODS as COMPOSITES
 from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.imagery import read_imagery
-from sentinelle.catalog.source import Catalog, open_catalog
+from sentinelle.catalog.source import Catalog
 from sentinelle.encode import to_cog, to_png
 from sentinelle.errors import InvalidInput, NoData, SentinelleError
 from sentinelle.processes import inputs as inp
-from sentinelle.processes.errors import to_process_error
-from sentinelle.processes.spectral_index import GEOTIFF, _inside, default_catalog
+from sentinelle.processes.base import CatalogProcessor
+from sentinelle.processes.spectral_index import GEOTIFF, _inside
 from sentinelle.settings import Limits
 
 GEOJSON = "application/geo+json"
@@ -516,32 +513,19 @@ def parse_inputs(data: Any, *, limits: Limits, config: Mapping | None = None) ->
             "zones": parse_zones(given["zones"], limits, config)}
 
 
-class ChangeDetectionProcessor(BaseProcessor):
-    """pygeoapi processor; config keys: ``data`` (catalog path or STAC API URL, default
-    ``$SENTINELLE_CATALOG``), ``preset`` (default ``auto``)."""
+class ChangeDetectionProcessor(CatalogProcessor):
+    """pygeoapi processor for ``change-detection`` (config keys: see ``CatalogProcessor``)."""
 
     def __init__(self, processor_def: dict):
-        super().__init__(processor_def, copy.deepcopy(PROCESS_METADATA))
-        self.supports_outputs = True
-        self.source = str(processor_def.get("data") or default_catalog())
-        self.preset = processor_def.get("preset", "auto")
+        super().__init__(processor_def, PROCESS_METADATA)
 
-    def execute(self, data, outputs=None):
-        try:
-            names = requested_outputs(outputs)
-            limits = Limits.from_env()
-            kwargs = parse_inputs(data, limits=limits)
-            min_area_ha, zones = kwargs.pop("min_area_ha"), kwargs.pop("zones")
-            catalog = open_catalog(self.source if "://" in self.source
-                                   else Path(self.source), self.preset)
-            ds = change_detection(catalog, limits=limits, **kwargs)
-            result = run(ds, min_area_ha=min_area_ha, zones=zones, area=kwargs["area"])
-            return encode(result, names)
-        except Exception as err:
-            raise to_process_error(err) from err
-
-    def __repr__(self):
-        return f"<ChangeDetectionProcessor> {self.source}"
+    def run(self, data, outputs, *, limits):
+        names = requested_outputs(outputs)
+        kwargs = parse_inputs(data, limits=limits)
+        min_area_ha, zones = kwargs.pop("min_area_ha"), kwargs.pop("zones")
+        ds = change_detection(self.catalog(), limits=limits, **kwargs)
+        return encode(run(ds, min_area_ha=min_area_ha, zones=zones, area=kwargs["area"]),
+                      names)
 
 
 __all__ = ["ChangeDetectionProcessor", "ChangeResult", "PROCESS_METADATA", "change_detection",

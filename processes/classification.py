@@ -18,15 +18,12 @@ CRS84.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
-from pygeoapi.process.base import BaseProcessor
 
 from sentinelle.analysis import classify as cl
 from sentinelle.analysis.change import pixel_area_m2
@@ -36,13 +33,13 @@ from sentinelle.catalog.area import Area
 from sentinelle.catalog.composite import METHODS as COMPOSITES
 from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.imagery import read_imagery
-from sentinelle.catalog.source import Catalog, open_catalog
+from sentinelle.catalog.source import Catalog
 from sentinelle.encode import to_cog, to_png
 from sentinelle.errors import InvalidInput, NoData
 from sentinelle.processes import inputs as inp
+from sentinelle.processes.base import CatalogProcessor
 from sentinelle.processes.change_detection import parse_zones
-from sentinelle.processes.errors import to_process_error
-from sentinelle.processes.spectral_index import GEOTIFF, default_catalog
+from sentinelle.processes.spectral_index import GEOTIFF
 from sentinelle.settings import Limits
 
 JSON = "application/json"
@@ -359,31 +356,18 @@ def parse_inputs(data: Any, *, limits: Limits, config: Mapping | None = None) ->
             "zones": parse_zones(given["zones"], limits, config)}
 
 
-class ClassificationProcessor(BaseProcessor):
-    """pygeoapi processor; config keys: ``data`` (catalog path or STAC API URL, default
-    ``$SENTINELLE_CATALOG``), ``preset`` (default ``auto``)."""
+class ClassificationProcessor(CatalogProcessor):
+    """pygeoapi processor for ``classification`` (config keys: see ``CatalogProcessor``)."""
 
     def __init__(self, processor_def: dict):
-        super().__init__(processor_def, copy.deepcopy(PROCESS_METADATA))
-        self.supports_outputs = True
-        self.source = str(processor_def.get("data") or default_catalog())
-        self.preset = processor_def.get("preset", "auto")
+        super().__init__(processor_def, PROCESS_METADATA)
 
-    def execute(self, data, outputs=None):
-        try:
-            names = requested_outputs(outputs)
-            limits = Limits.from_env()
-            kwargs = parse_inputs(data, limits=limits)
-            zones = kwargs.pop("zones")
-            catalog = open_catalog(self.source if "://" in self.source
-                                   else Path(self.source), self.preset)
-            classified = classification(catalog, limits=limits, **kwargs)
-            return encode(run(classified, method=kwargs["method"], zones=zones), names)
-        except Exception as err:
-            raise to_process_error(err) from err
-
-    def __repr__(self):
-        return f"<ClassificationProcessor> {self.source}"
+    def run(self, data, outputs, *, limits):
+        names = requested_outputs(outputs)
+        kwargs = parse_inputs(data, limits=limits)
+        zones = kwargs.pop("zones")
+        classified = classification(self.catalog(), limits=limits, **kwargs)
+        return encode(run(classified, method=kwargs["method"], zones=zones), names)
 
 
 __all__ = ["ClassificationProcessor", "PROCESS_METADATA", "classification", "encode", "run"]

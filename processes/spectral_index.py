@@ -19,9 +19,6 @@ Notes on the choices:
 
 from __future__ import annotations
 
-import copy
-import os
-from pathlib import Path
 from typing import Any, Mapping
 
 import dask
@@ -30,7 +27,6 @@ import numpy as np
 import shapely
 import xarray as xr
 from affine import Affine
-from pygeoapi.process.base import BaseProcessor
 
 from sentinelle.analysis.indices import INDICES, compute_index, get_index
 from sentinelle.analysis.render import colorize
@@ -39,12 +35,12 @@ from sentinelle.catalog.composite import METHODS
 from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.imagery import read_imagery
 from sentinelle.catalog.search import area_mask
-from sentinelle.catalog.source import Catalog, open_catalog
+from sentinelle.catalog.source import Catalog
 from sentinelle.encode import to_cog, to_png
 from sentinelle.errors import InvalidInput, NoData
 from sentinelle.processes import inputs as inp
-from sentinelle.processes.errors import to_process_error
-from sentinelle.settings import Limits, data_dir
+from sentinelle.processes.base import CatalogProcessor
+from sentinelle.settings import Limits
 
 GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
 PNG = "image/png"
@@ -371,35 +367,16 @@ def validate_inputs_or_raise(data: Any) -> dict[str, Any]:
     return inp.validate_inputs(data, PROCESS_METADATA["inputs"])
 
 
-def default_catalog() -> str:
-    return os.environ.get("SENTINELLE_CATALOG") or str(data_dir() / "catalog")
-
-
-class SpectralIndexProcessor(BaseProcessor):
-    """pygeoapi processor; config keys: ``data`` (catalog path or STAC API URL, default
-    ``$SENTINELLE_CATALOG``), ``preset`` (default ``auto``)."""
+class SpectralIndexProcessor(CatalogProcessor):
+    """pygeoapi processor for ``spectral-index`` (config keys: see ``CatalogProcessor``)."""
 
     def __init__(self, processor_def: dict):
-        # pygeoapi's OpenAPI generation pops keys from the metadata: keep ours intact
-        super().__init__(processor_def, copy.deepcopy(PROCESS_METADATA))
-        self.supports_outputs = True
-        self.source = str(processor_def.get("data") or default_catalog())
-        self.preset = processor_def.get("preset", "auto")
+        super().__init__(processor_def, PROCESS_METADATA)
 
-    def execute(self, data, outputs=None):
-        try:
-            limits = Limits.from_env()
-            kwargs = parse_inputs(data, outputs, limits=limits)
-            format_ = kwargs.pop("format_")
-            catalog = open_catalog(self.source if "://" in self.source
-                                   else Path(self.source), self.preset)
-            values = spectral_index(catalog, limits=limits, **kwargs)
-            return encode(values, format_)
-        except Exception as err:
-            raise to_process_error(err) from err
-
-    def __repr__(self):
-        return f"<SpectralIndexProcessor> {self.source}"
+    def run(self, data, outputs, *, limits):
+        kwargs = parse_inputs(data, outputs, limits=limits)
+        format_ = kwargs.pop("format_")
+        return encode(spectral_index(self.catalog(), limits=limits, **kwargs), format_)
 
 
 __all__ = ["PROCESS_METADATA", "SpectralIndexProcessor", "encode", "spectral_index",

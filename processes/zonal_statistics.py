@@ -16,16 +16,13 @@ mode a date appears for a zone when at least ``min_valid_fraction`` of the zone 
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import shapely
 import xarray as xr
-from pygeoapi.process.base import BaseProcessor
 
 from sentinelle.analysis.classify import BANDS as TREE_BANDS
 from sentinelle.analysis.classify import tree_cover
@@ -42,12 +39,11 @@ from sentinelle.catalog.composite import METHODS
 from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.imagery import read_cube, read_imagery
 from sentinelle.catalog.presets import BANDS, CLASS_BANDS
-from sentinelle.catalog.source import Catalog, open_catalog
+from sentinelle.catalog.source import Catalog
 from sentinelle.errors import InvalidInput
 from sentinelle.processes import inputs as inp
 from sentinelle.processes import progress as job_progress
-from sentinelle.processes.errors import to_process_error
-from sentinelle.processes.spectral_index import default_catalog
+from sentinelle.processes.base import CatalogProcessor
 from sentinelle.settings import Limits
 
 GEOJSON = "application/geo+json"
@@ -360,30 +356,18 @@ def parse_inputs(data: Any, *, limits: Limits, config: Mapping | None = None) ->
             "format_": given["format"]}
 
 
-class ZonalStatisticsProcessor(BaseProcessor):
-    """pygeoapi processor; config keys: ``data`` (catalog path or STAC API URL, default
-    ``$SENTINELLE_CATALOG``), ``preset`` (default ``auto``)."""
+class ZonalStatisticsProcessor(CatalogProcessor):
+    """pygeoapi processor for ``zonal-statistics`` (config keys: see ``CatalogProcessor``)."""
 
     def __init__(self, processor_def: dict):
-        super().__init__(processor_def, copy.deepcopy(PROCESS_METADATA))
-        self.source = str(processor_def.get("data") or default_catalog())
-        self.preset = processor_def.get("preset", "auto")
+        super().__init__(processor_def, PROCESS_METADATA)
 
-    def execute(self, data, outputs=None):
-        try:
-            limits = Limits.from_env()
-            kwargs = parse_inputs(data, limits=limits)
-            format_, zones = kwargs.pop("format_"), kwargs.pop("zones")
-            catalog = open_catalog(self.source if "://" in self.source
-                                   else Path(self.source), self.preset)
-            rows = zonal_statistics(catalog, zones, limits=limits,
-                                    progress=job_progress.current(), **kwargs)
-            return encode(rows, zones, temporal=kwargs["temporal"], format_=format_)
-        except Exception as err:
-            raise to_process_error(err) from err
-
-    def __repr__(self):
-        return f"<ZonalStatisticsProcessor> {self.source}"
+    def run(self, data, outputs, *, limits):
+        kwargs = parse_inputs(data, limits=limits)
+        format_, zones = kwargs.pop("format_"), kwargs.pop("zones")
+        rows = zonal_statistics(self.catalog(), zones, limits=limits,
+                                progress=job_progress.current(), **kwargs)
+        return encode(rows, zones, temporal=kwargs["temporal"], format_=format_)
 
 
 __all__ = ["PROCESS_METADATA", "ZonalStatisticsProcessor", "encode", "zonal_statistics"]
