@@ -217,35 +217,25 @@ def served_config() -> dict:
 
 def feature_area(collection: str, identifier: Any, config: Mapping | None = None,
                  name: str = "area") -> Area:
-    """The geometry of feature ``identifier`` of a served GeoPackage collection, in the
-    collection's ``storage_crs``."""
-    from sentinelle.providers.features import load_layer
+    """The geometry of feature ``identifier`` of a served collection, read through the
+    collection's own provider (as ``/items/{id}`` would), in its ``storage_crs``."""
+    import shapely.geometry
+    from pygeoapi.provider.base import ProviderItemNotFoundError
 
     config = served_config() if config is None else config
-    resources = config.get("resources", {})
-    features = {key: res for key, res in resources.items()
-                if res.get("type") == "collection"
-                and any(p.get("type") == "feature" for p in res.get("providers", []))}
-    if collection not in features:
-        raise InvalidInput(f"{name}: no feature collection {collection!r} is served; "
-                           f"use one of {', '.join(sorted(features))}")
-    provider = next(p for p in features[collection]["providers"] if p.get("type") == "feature")
-    if not str(provider.get("name", "")).endswith("GeoPackageProvider"):
-        raise InvalidInput(f"{name}: collection {collection!r} cannot be used as an area "
-                           "(only GeoPackage collections can)")
+    provider, definition = _feature_provider(collection, config, name)
     try:
-        layer = load_layer(provider["data"], (provider.get("options") or {}).get("layer"),
-                           provider.get("id_field") or "id")
-    except Exception as err:  # pygeoapi's ProviderConnectionError: the file is missing
+        feature = provider.get(str(identifier))
+    except ProviderItemNotFoundError:
+        raise NotFound(f"{name}: collection {collection!r} has no feature with id "
+                       f"{str(identifier)!r}") from None
+    except Exception as err:
         raise SentinelleError(f"{name}: collection {collection!r} cannot be read: "
                               f"{getattr(err, 'user_msg', None) or err}") from err
-    index = layer.index.get(str(identifier))
-    if index is None:
-        raise NotFound(f"{name}: collection {collection!r} has no feature with id "
-                       f"{str(identifier)!r}")
-    crs = provider.get("storage_crs") or "OGC:CRS84"
+    crs = definition.get("storage_crs") or "OGC:CRS84"
     with about(name):
-        geometry = layer.geometries[index]
+        geometry = shapely.geometry.shape(feature["geometry"]) if feature.get("geometry") \
+            else None
         if geometry is None or geometry.is_empty:
             raise InvalidInput(f"feature {identifier!r} of {collection!r} has no geometry")
         if geometry.geom_type not in {"Polygon", "MultiPolygon"}:
