@@ -88,7 +88,7 @@ def create_app(config: str | Path | None = None, openapi: str | Path | None = No
 
     from pygeoapi import flask_app
 
-    from sentinelle import compat, metadata, vendor, wms
+    from sentinelle import compat, dashboard, metadata, vendor, wms
 
     declare_filter_conformance()
     app = Flask(__name__, static_folder=None)
@@ -98,6 +98,7 @@ def create_app(config: str | Path | None = None, openapi: str | Path | None = No
     app.register_blueprint(flask_app.BLUEPRINT)
     app.register_blueprint(wms.BLUEPRINT)
     app.register_blueprint(metadata.BLUEPRINT)
+    app.register_blueprint(dashboard.BLUEPRINT)  # /dashboard (issue 9)
     if compat.needs_filter_lang_mapping():
         app.wsgi_app = compat.FilterLangMiddleware(app.wsgi_app)
     if compat.needs_coverage_bbox_fix():

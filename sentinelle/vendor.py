@@ -63,6 +63,9 @@ ASSETS: dict[str, tuple[str, ...]] = {
         "oauth2-redirect.js",
     ),
     "redoc": ("bundles/redoc.standalone.js",),
+    # the /dashboard page (sentinelle/dashboard/): OpenLayers full build, Chart.js UMD
+    "ol": ("ol.css", "dist/ol.js"),
+    "chart.js": ("dist/chart.umd.min.js",),
 }
 
 BLUEPRINT = Blueprint("vendor", __name__, url_prefix=URL_PREFIX)
