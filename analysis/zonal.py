@@ -2,7 +2,8 @@
 
 Every pixel counts in proportion to the share of it that the zone covers: the coverage
 fractions come from exactextract, so a parcel edge through the middle of a 10 m pixel counts
-half of it, and a parcel smaller than a pixel still gets a value.  Definitions (``w`` is a
+half of it.  A zone smaller than ``min_zone_pixels`` (default one pixel) gets no statistic:
+it is reported, not summarised from a sliver of one pixel.  Definitions (``w`` is a
 pixel's covered fraction, 0–1, and only valid, i.e. non-NaN / non-nodata, pixels count):
 
 * ``count`` = Σw, in pixels (a 1 ha parcel on a 10 m grid counts 100);
@@ -406,6 +407,7 @@ def _operations(statistics: tuple[str, ...], spanning: bool) -> list[str]:
 def zonal_stats(data: xr.DataArray, zones: Zones,
                 statistics: Sequence[str] | str = DEFAULT_STATISTICS, *,
                 max_zones: int = MAX_ZONES, min_valid_fraction: float = MIN_VALID_FRACTION,
+                min_zone_pixels: float = 1.0,
                 prefetch: int = PREFETCH,
                 progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """Statistics of ``data`` per zone: a list of flat rows (dicts), ready for GeoJSON or CSV.
@@ -504,7 +506,8 @@ def zonal_stats(data: xr.DataArray, zones: Zones,
         if progress is not None:
             progress(n_read, len(keys))
 
-    return _rows(acc, zones, names, layout, shapely.area(geoms), min_valid_fraction)
+    return _rows(acc, zones, names, layout, shapely.area(geoms), min_valid_fraction,
+                 min_zone_pixels)
 
 
 def _value(x: float) -> float | None:
@@ -512,7 +515,14 @@ def _value(x: float) -> float | None:
 
 
 def _rows(acc: _Accumulator, zones: Zones, names: tuple[str, ...], layout: _Layout,
-          zone_pixels: np.ndarray, min_valid_fraction: float) -> list[dict]:
+          zone_pixels: np.ndarray, min_valid_fraction: float,
+          min_zone_pixels: float = 1.0) -> list[dict]:
+    tiny = (zone_pixels > 0) & (zone_pixels < min_zone_pixels)
+    acc.count[tiny] = 0  # smaller than a pixel: reported with count 0, never summarised
+    warnings = [
+        zones.warnings[z] or (f"zone smaller than {min_zone_pixels:g} pixel "
+                              f"({zone_pixels[z]:.2f} px): no statistic" if tiny[z] else None)
+        for z in range(len(zones))]
     with np.errstate(divide="ignore", invalid="ignore"):
         # coverage fractions are float32 inside exactextract: round to 1e-6 so that a zone
         # fully on valid pixels gets exactly 1
@@ -527,7 +537,7 @@ def _rows(acc: _Accumulator, zones: Zones, names: tuple[str, ...], layout: _Layo
         if not len(dates):  # series: no clear date over this zone
             row = {"id": zone_id, "datetime": None, "item": None}
             row.update({s: (0.0 if s in ("count", "valid_fraction") else None) for s in names})
-            note = zones.warnings[z] or (
+            note = warnings[z] or (
                 f"no date with at least {min_valid_fraction:.0%} of the zone clear")
             row["warning"] = note
             out.append(row)
@@ -556,7 +566,7 @@ def _rows(acc: _Accumulator, zones: Zones, names: tuple[str, ...], layout: _Layo
                     row[s] = _value(acc.max[z, t])
                 else:
                     row[s] = _value(acc.qvalues[z, t, qcol[s]])
-            row["warning"] = zones.warnings[z] or (
+            row["warning"] = warnings[z] or (
                 None if n > 0 else "no valid pixel (zone outside the data, or masked)")
             out.append(row)
     return out

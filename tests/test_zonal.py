@@ -129,7 +129,7 @@ def test_quarter_pixels_and_partial_validity():
         px_box(8, 0, 12, 2),          # columns 8, 9 valid, 10, 11 NaN → half valid
         px_box(-2, 3, 2, 5),          # half outside the raster → half valid
         px_box(6.4, 2.4, 6.6, 2.6),   # 0.2 × 0.2 px inside one pixel
-    ), ALL)
+    ), ALL, min_zone_pixels=0)
     quarter, nan_half, outside_half, tiny = rows
     assert quarter["count"] == approx(4)
     assert quarter["mean"] == approx((0 * 1 + 1 * 2 + 2 * 1) / 4)
@@ -139,11 +139,21 @@ def test_quarter_pixels_and_partial_validity():
     assert outside_half["count"] == approx(4)
     assert outside_half["valid_fraction"] == approx(0.5)
     assert outside_half["mean"] == approx(0.5)
-    # smaller than a pixel: still summarised, with its share of the pixel as count
+    # with min_zone_pixels=0 a zone smaller than a pixel is summarised from its sliver
     assert tiny["count"] == approx(0.04, rel=1e-5)
     assert tiny["valid_fraction"] == approx(1, rel=1e-5)
     assert tiny["mean"] == tiny["median"] == tiny["min"] == 6
     assert tiny["std"] == approx(0)
+
+
+def test_zones_smaller_than_a_pixel_are_reported_not_summarised():
+    data = raster(gradient(), chunks=(5, 6))
+    [tiny, whole] = zonal_stats(data, zones_of(px_box(6.4, 2.4, 6.6, 2.6),
+                                               px_box(6, 2, 7, 3)), ALL)
+    assert tiny["count"] == 0 and tiny["valid_fraction"] == 0
+    assert all(tiny[s] is None for s in ALL if s not in ("count", "valid_fraction"))
+    assert "smaller than 1 pixel" in tiny["warning"]
+    assert whole["count"] == approx(1) and whole["mean"] == 6
 
 
 def test_zones_without_valid_pixels_are_kept_with_nulls():
