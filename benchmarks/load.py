@@ -10,13 +10,10 @@ process so that its peak memory (max RSS) is its own.
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+import _runner  # benchmarks/_runner.py: child processes, best run, peak memory
 
 BANDS = ("red", "nir")
 
@@ -74,40 +71,20 @@ def run_rasterio(catalog_dir: Path) -> dict:
 METHODS = {"sentinelle": run_ours, "rasterio": run_rasterio}
 
 
-def child(method: str, catalog_dir: Path) -> None:
-    result = METHODS[method](catalog_dir)
-    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("catalog_dir", type=Path)
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--child", choices=sorted(METHODS))
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args.catalog_dir)
-        return
-    best: dict[str, dict] = {}
-    for _ in range(args.repeat):
-        for method in METHODS:
-            out = subprocess.run([sys.executable, __file__, str(args.catalog_dir),
-                                  "--child", method], check=True, capture_output=True, text=True)
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            if method not in best or result["seconds"] < best[method]["seconds"]:
-                best[method] = result
+def report(best: dict, peak: dict) -> None:
     ours, plain = best["sentinelle"], best["rasterio"]
     for a, b in zip(ours["sums"], plain["sums"]):
         if abs(a - b) > 1e-3 * abs(b):
             raise SystemExit(f"results differ: {ours['sums']} vs {plain['sums']}")
     print(f"{'method':<28}{'Mpx/s':>10}{'seconds':>10}{'peak RSS MB':>14}")
-    for name, result in (("sentinelle (stackstac+dask)", ours), ("rasterio windows", plain)):
+    for name, key in (("sentinelle (stackstac+dask)", "sentinelle"),
+                      ("rasterio windows", "rasterio")):
+        result = best[key]
         rate = result["pixels"] / result["seconds"] / 1e6
-        print(f"{name:<28}{rate:>10.1f}{result['seconds']:>10.2f}{result['max_rss_mb']:>14.0f}")
+        print(f"{name:<28}{rate:>10.1f}{result['seconds']:>10.2f}{peak[key]:>14.0f}")
     ratio = plain["seconds"] / ours["seconds"]
     print(f"ratio sentinelle / rasterio throughput: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
-    main()
+    _runner.main(__doc__, __file__, METHODS, report)

@@ -18,13 +18,10 @@ Each method runs in its own process so that its peak memory (max RSS) is its own
 
 from __future__ import annotations
 
-import argparse
-import json
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+import _runner  # benchmarks/_runner.py: child processes, best run, peak memory
 
 MASKED = (0, 1, 3, 8, 9, 10, 11)  # SCL classes masked by default
 
@@ -93,31 +90,7 @@ def run_rasterio(catalog_dir: Path) -> dict:
 METHODS = {"sentinelle": run_ours, "rasterio": run_rasterio}
 
 
-def child(method: str, catalog_dir: Path) -> None:
-    result = METHODS[method](catalog_dir)
-    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("catalog_dir", type=Path)
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--child", choices=sorted(METHODS))
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args.catalog_dir)
-        return
-    best: dict[str, dict] = {}
-    peak: dict[str, float] = {}
-    for _ in range(args.repeat):
-        for method in METHODS:
-            out = subprocess.run([sys.executable, __file__, str(args.catalog_dir),
-                                  "--child", method], check=True, capture_output=True, text=True)
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            peak[method] = max(peak.get(method, 0.0), result["max_rss_mb"])
-            if method not in best or result["seconds"] < best[method]["seconds"]:
-                best[method] = result
+def report(best: dict, peak: dict) -> None:
     ours, plain = best["sentinelle"], best["rasterio"]
     if ours["count"] != plain["count"] or abs(ours["mean"] - plain["mean"]) > 1e-5:
         raise SystemExit(f"results differ: {ours} vs {plain}")
@@ -132,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    _runner.main(__doc__, __file__, METHODS, report)
