@@ -40,12 +40,17 @@ def ensure_openapi(config_path: Path, openapi_path: Path) -> None:
     """Write the OpenAPI document if it is missing or older than the configuration."""
     if openapi_path.exists() and openapi_path.stat().st_mtime >= config_path.stat().st_mtime:
         return
+    import yaml
     from pygeoapi.openapi import generate_openapi_document
+
+    from sentinelle.openapi import finalize
 
     openapi_path.parent.mkdir(parents=True, exist_ok=True)
     with config_path.open(encoding="utf-8") as handle:
         document = generate_openapi_document(handle, "yaml")
-    openapi_path.write_text(document, encoding="utf-8")
+    document = finalize(yaml.safe_load(document))
+    openapi_path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True),
+                            encoding="utf-8")
     LOGGER.info("OpenAPI document written to %s", openapi_path)
 
 
