@@ -1,25 +1,32 @@
 """WMS GetMap latency: 256 × 256 Web-Mercator tiles of ``bretagne:NDVI`` over the sample area.
 
 Methods, in the same run, on the same tiles (every XYZ tile of zooms 14–16 that lies inside the
-sample area east of Rennes, one date):
+sample area east of Rennes, one date, so every tile takes the tile fast path):
 
 * ``wms``: ``GET /wms?REQUEST=GetMap`` against a real ``sentinelle serve`` process (Flask's
-  threaded server, as the tests run it) — sequential, then 8 concurrent clients;
+  threaded server, a thread per request, as the tests run it);
+* ``wms-gunicorn``: the same against gunicorn with ``deploy/gunicorn.conf.py`` (gthread
+  workers, as deployed);
+* ``wms-general``: ``sentinelle serve`` with ``SENTINELLE_TILE_FAST_PATH=0``, the general path
+  every tile took before the fast path (SCL cloud search, stackstac/Dask cube);
 * ``render_map``: :func:`sentinelle.rendering.render_map` + PNG in-process (what the WMS does
   minus HTTP and parameter checks);
 * ``rasterio``: a plain rasterio read of the scene's red, nir and SCL COGs through a
   ``WarpedVRT`` straight onto the tile grid (nearest, or average when coarser than 10 m),
   numpy NDVI, SCL mask, the same colour ramp, PNG — the hand-written way to serve that tile.
 
-Each phase starts with one untimed pass (GDAL caches, imports), then times ``--repeat`` passes.
+Each method runs sequentially, then with ``--clients`` concurrent clients; each phase starts
+with one untimed pass (GDAL caches, imports), then times ``--repeat`` passes.  The machine's
+load average is printed before and after: on a shared machine, compare methods within a run.
 
-    python benchmarks/wms.py [DATA_DIR] [--repeat 2] [--clients 8]
+    python benchmarks/wms.py [DATA_DIR] [--repeat 2] [--clients 8] [--methods wms,rasterio]
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.util
 import io
 import math
 import os
@@ -165,16 +172,59 @@ def rasterio_plain(data: Path):
     return draw
 
 
-# --- server ---------------------------------------------------------------------------------
+# --- servers --------------------------------------------------------------------------------
 
-def start_server(data: Path) -> tuple[str, subprocess.Popen]:
+def start_server(data: Path, extra_env: dict | None = None) -> tuple[str, subprocess.Popen]:
+    """``sentinelle serve`` (Flask's threaded server) on a free port."""
     sys.path.insert(0, str(REPO))
     import tempfile
 
     from tests.conftest import start_server as start
 
-    server = start(data, Path(tempfile.mkdtemp(prefix="wms-bench-")))
+    server = start(data, Path(tempfile.mkdtemp(prefix="wms-bench-")), extra_env)
     return server.url, server.process
+
+
+def start_gunicorn(data: Path) -> tuple[str, subprocess.Popen]:
+    """gunicorn with ``deploy/gunicorn.conf.py`` on a free loopback port."""
+    sys.path.insert(0, str(REPO))
+    import tempfile
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    workdir = Path(tempfile.mkdtemp(prefix="wms-bench-"))
+    env = dict(os.environ, SENTINELLE_DATA=str(data), SENTINELLE_URL=url, PORT=str(port),
+               SENTINELLE_HOST="127.0.0.1", PYGEOAPI_OPENAPI=str(workdir / "openapi.yml"))
+    env.pop("PYGEOAPI_CONFIG", None)
+    env.pop("SENTINELLE_CATALOG", None)
+    log = workdir / "gunicorn.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "deploy" / "gunicorn.conf.py")],
+        cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited early:\n{log.read_text()}")
+        try:
+            if requests.get(f"{url}/conformance?f=json", timeout=2).status_code == 200:
+                return url, process
+        except requests.RequestException:
+            time.sleep(0.3)
+    process.terminate()
+    raise RuntimeError(f"gunicorn did not answer within 120 s:\n{log.read_text()}")
+
+
+SERVERS = {"wms": lambda data: start_server(data),
+           "wms-gunicorn": start_gunicorn,
+           "wms-general": lambda data: start_server(data, {"SENTINELLE_TILE_FAST_PATH": "0"})}
+METHODS = ("wms", "wms-gunicorn", "wms-general", "render_map", "rasterio")
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
 
 
 def main() -> None:
@@ -183,26 +233,40 @@ def main() -> None:
                         default=Path(os.environ.get("SENTINELLE_DATA", REPO / "data")))
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, among {', '.join(METHODS)}")
     args = parser.parse_args()
     data = args.data.resolve()
+    chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = set(chosen) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(sorted(unknown))}")
     tiles = tiles_inside(data)
     print(f"{len(tiles)} tiles of 256×256 (sampled from zooms {ZOOMS}) inside the Brittany sample, "
-          f"{LAYER}, TIME={DATE}, {os.cpu_count()} cores")
-    url, process = start_server(data)
-    try:
-        methods = {"wms": wms_client(url), "render_map": render_map_inprocess(data),
-                   "rasterio": rasterio_plain(data)}
-        print(f"{'method':<12} {'clients':>7} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} "
-              f"{'max ms':>8} {'tiles/s':>8}")
-        for clients in (1, args.clients):
-            for name, fn in methods.items():
+          f"{LAYER}, TIME={DATE}, {os.cpu_count()} cores; {load()}")
+    print(f"{'method':<13} {'clients':>7} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} "
+          f"{'max ms':>8} {'tiles/s':>8}", flush=True)
+    for name in chosen:
+        if name == "wms-gunicorn" and importlib.util.find_spec("gunicorn") is None:
+            print(f"{name:<13} skipped: gunicorn is not installed (pip install gunicorn)")
+            continue
+        process = None
+        try:
+            if name in SERVERS:
+                url, process = SERVERS[name](data)
+                fn = wms_client(url)
+            else:
+                fn = render_map_inprocess(data) if name == "render_map" else rasterio_plain(data)
+            for clients in (1, args.clients):
                 stats, rate = run(fn, tiles, clients=clients, repeat=args.repeat)
-                print(f"{name:<12} {clients:>7} {stats['n']:>5} {stats['p50_ms']:>8.1f} "
+                print(f"{name:<13} {clients:>7} {stats['n']:>5} {stats['p50_ms']:>8.1f} "
                       f"{stats['p95_ms']:>8.1f} {stats['max_ms']:>8.1f} {rate:>8.1f}",
                       flush=True)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        finally:
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
+    print(load())
 
 
 if __name__ == "__main__":

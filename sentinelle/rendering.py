@@ -1,12 +1,13 @@
 """Products of the imagery path for the web adapters: areas named in the configuration, the
 ``datetime`` convention, and the map renderer (area + bbox + size + datetime → RGBA).
 
-The OGC API Maps provider uses :func:`render_map`, and so will the WMS: it takes plain values
-(a bbox in a CRS, a size, an interval) and returns an RGBA array, knowing nothing of pygeoapi
-or HTTP.  Every pixel comes through :func:`sentinelle.catalog.imagery.read_imagery` (search with
-SCL cloud over the area → lazy cube → SCL mask → one date or a composite → clip) and
-:func:`sentinelle.analysis.indices.compute_index`; colours come from
-:mod:`sentinelle.analysis.render`.
+The OGC API Maps provider and the WMS use :func:`render_map`: it takes plain values (a bbox
+in a CRS, a size, an interval) and returns an RGBA array, knowing nothing of pygeoapi or HTTP.
+Pixels come through :func:`read_pixels`: one day on a tile-sized grid is read straight from
+the COGs (:mod:`sentinelle.catalog.tiles`, the fast path), anything else through
+:func:`sentinelle.catalog.imagery.read_imagery` (search with SCL cloud over the area → lazy
+cube → SCL mask → one date or a composite → clip); indices use the formulas of
+:mod:`sentinelle.analysis.indices`; colours come from :mod:`sentinelle.analysis.render`.
 
 Conventions shared by the coverage and map collections:
 
@@ -39,6 +40,13 @@ from sentinelle.catalog.area import CRS84, Area, Grid, parse_crs, validate_bbox
 from sentinelle.catalog.dates import Interval, parse_interval
 from sentinelle.catalog.imagery import latest_clear_match, read_imagery
 from sentinelle.catalog.source import Catalog
+from sentinelle.catalog.tiles import (
+    Tile,
+    day_scenes,
+    fast_path_enabled,
+    on_reader_thread,
+    read_tile,
+)
 from sentinelle.errors import InvalidInput, NoData, NotFound, SourceUnavailable, TooLarge
 from sentinelle.settings import Limits
 
@@ -204,6 +212,59 @@ def compute(data):
         raise SourceUnavailable(f"an image could not be read: {err}") from err
 
 
+# --- pixels of a map --------------------------------------------------------------------------
+
+def _one_tile(when: When, grid: Grid, limits: Limits) -> bool:
+    """Whether the fast path serves the request: one day on a grid of at most one chunk
+    (and the fast path not switched off)."""
+    return (when.interval is not None and when.single
+            and max(grid.shape) <= limits.chunk_size and fast_path_enabled())
+
+
+def _read_tile(catalog: Catalog, area: Area, part: Area, when: When, bands: Sequence[str],
+               grid: Grid, *, method: str, resampling: str, limits: Limits,
+               name: str) -> Tile:
+    try:
+        return read_tile(day_scenes(catalog, area, when.interval), part, bands, grid,
+                         method=method, resampling=resampling, limits=limits)
+    except NoData:
+        scenes_for(catalog, part, when.interval, name=name)  # names the nearest dates
+        raise
+
+
+def _read_general(catalog: Catalog, part: Area, when: When, bands: Sequence[str], grid: Grid,
+                  *, method: str, resampling: str, limits: Limits, name: str):
+    if when.interval is not None:
+        scenes_for(catalog, part, when.interval, name=name)
+    return read_imagery(catalog, part, when.interval, bands, crs=grid.crs,
+                        resolution=grid.resolution, method=method, mask=True, clip=True,
+                        resampling=resampling, limits=limits,
+                        anchor=(grid.transform.c, grid.transform.f))
+
+
+@on_reader_thread
+def read_pixels(catalog: Catalog, area: Area, part: Area, when: When, bands: Sequence[str],
+                grid: Grid, *, method: str = "median", resampling: str = "nearest",
+                limits: Limits | None = None, name: str = "the layer"):
+    """Cloud-masked reflectance of ``bands`` over ``part`` (a piece of the layer's ``area``)
+    on ``grid``, NaN outside ``part``: the 2-D dataset
+    :func:`~sentinelle.catalog.imagery.read_imagery` gives, ``dates`` and ``scenes`` in its
+    attributes.
+
+    One day on a grid of at most one chunk (a map tile, a GetFeatureInfo block) takes the
+    fast path, :func:`sentinelle.catalog.tiles.read_tile`: the day's scenes over the layer
+    come from a cache and the COGs are read straight onto the grid (already computed),
+    without measuring clouds or building a Dask graph.  Intervals (composites), larger grids
+    and no date at all take the general path, ``read_imagery`` (lazy).  Both give the same
+    pixels.
+    """
+    limits = limits or Limits()
+    options = dict(method=method, resampling=resampling, limits=limits, name=name)
+    if _one_tile(when, grid, limits):
+        return _read_tile(catalog, area, part, when, bands, grid, **options).to_dataset()
+    return _read_general(catalog, part, when, bands, grid, **options)
+
+
 # --- maps ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -226,6 +287,32 @@ def _ground_resolution(bbox: Sequence[float], crs, size: tuple[int, int]) -> flo
     return math.sqrt(ground / (size[0] * size[1]))
 
 
+def index_values(tile: Tile, index: str) -> np.ndarray:
+    """``index`` from the tile's bands (float32), with the registry's formula — what
+    :func:`~sentinelle.analysis.indices.compute_index` gives for the same reflectances."""
+    spec = get_index(index)
+    return np.asarray(spec.compute(*(tile.bands[b] for b in spec.bands)), dtype="float32")
+
+
+def _window(grid: Grid, transform: Affine, shape: tuple[int, int]) -> tuple[int, int] | None:
+    """(row, col) of ``transform``'s origin in ``grid`` when the output grid (``transform``,
+    ``shape``) is made of whole pixels of ``grid`` (same size, aligned, inside), else None:
+    then placing by nearest neighbour is slicing."""
+    src = grid.transform
+    if not (math.isclose(src.a, transform.a, rel_tol=1e-9)
+            and math.isclose(src.e, transform.e, rel_tol=1e-9) and src.b == src.d == 0
+            and transform.b == transform.d == 0):
+        return None
+    col_f, row_f = (transform.c - src.c) / src.a, (transform.f - src.f) / src.e
+    col, row = round(col_f), round(row_f)
+    if abs(col_f - col) > 1e-6 or abs(row_f - row) > 1e-6:
+        return None
+    if row < 0 or col < 0 or row + shape[0] > grid.shape[0] or col + shape[1] > grid.shape[1]:
+        return None
+    return row, col
+
+
+@on_reader_thread
 def render_map(catalog: Catalog, area: Area, bbox: Sequence[float], crs: Any,
                size: tuple[int, int], *, index: str | None = None, when: When | None = None,
                method: str = "median", max_cloud: float = DEFAULT_MAX_CLOUD,
@@ -264,20 +351,31 @@ def render_map(catalog: Catalog, area: Area, bbox: Sequence[float], crs: Any,
     except InvalidInput:
         return RenderedMap(rgba, (), ())
     when = when or When(None, True)
-    if when.interval is not None:
-        scenes_for(catalog, part, when.interval, name=name)
     when = resolve_when(catalog, part, when, max_cloud=max_cloud, limits=limits)
     resolution = min(out_transform.a, -out_transform.e)
     ground = _ground_resolution((minx, miny, maxx, maxy), out_crs, (width, height))
     resampling = "average" if ground > NATIVE_RESOLUTION * 1.01 else "nearest"
     bands = get_index(index).bands if index else TRUE_COLOR_BANDS
-    data = read_imagery(catalog, part, when.interval, bands, crs=load_crs, resolution=resolution,
-                        method=method, mask=True, clip=True, resampling=resampling,
-                        limits=limits, anchor=(minx, maxy))
-    layers = compute(compute_index(data, index)) if index else compute(data[list(bands)])
-    src_transform = data.rio.transform()
+    grid = Grid.from_area(part, load_crs, resolution, anchor=(minx, maxy))
+    options = dict(method=method, resampling=resampling, limits=limits, name=name)
+    names = [index] if index else list(TRUE_COLOR_BANDS)
+    if _one_tile(when, grid, limits):  # numpy all the way
+        tile = _read_tile(catalog, area, part, when, bands, grid, **options)
+        arrays = {index: index_values(tile, index)} if index else dict(tile.bands)
+        src_grid, dates, scenes = tile.grid, tile.dates, tile.scenes
+    else:
+        data = _read_general(catalog, part, when, bands, grid, **options)
+        computed = compute(compute_index(data, index)) if index else compute(data[names])
+        arrays = {index: computed.values} if index else {b: computed[b].values for b in names}
+        src_grid = Grid(grid.crs, data.rio.transform(), (data.sizes["y"], data.sizes["x"]))
+        dates, scenes = tuple(data.attrs.get("dates", ())), tuple(data.attrs.get("scenes", ()))
+    src_transform = src_grid.transform
+    window = _window(src_grid, out_transform, (height, width))
 
     def place(values: np.ndarray) -> np.ndarray:
+        if window is not None:  # the usual tile: the output pixels are pixels of the read
+            row, col = window
+            return np.asarray(values[row:row + height, col:col + width], dtype="float32")
         out = np.full((height, width), np.nan, dtype="float32")
         reproject(np.asarray(values, dtype="float32"), out, src_transform=src_transform,
                   src_crs=load_crs, dst_transform=out_transform, dst_crs=load_crs,
@@ -285,14 +383,11 @@ def render_map(catalog: Catalog, area: Area, bbox: Sequence[float], crs: Any,
         return out
 
     if index:
-        ramp = INDEX_RAMPS.get(index, "ndvi")
-        image = colorize(place(layers.values), ramp)
+        image = colorize(place(arrays[index]), INDEX_RAMPS.get(index, "ndvi"))
     else:
-        image = true_color(*(place(layers[b].values) for b in TRUE_COLOR_BANDS))
-    shown = image[..., 3] > 0
-    rgba[shown] = image[shown]
-    return RenderedMap(rgba, tuple(data.attrs.get("dates", ())),
-                       tuple(data.attrs.get("scenes", ())))
+        image = true_color(*(place(arrays[b]) for b in TRUE_COLOR_BANDS))
+    rgba = np.where(image[..., 3:] > 0, image, rgba)
+    return RenderedMap(rgba, dates, scenes)
 
 
 def legend_png(index: str, *, width: int = 300) -> bytes:
