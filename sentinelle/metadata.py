@@ -3,16 +3,18 @@
 Routes (register ``metadata.BLUEPRINT``):
 
 * ``/metadata/{id}.xml`` — an ISO 19139 record (``application/xml``) for: a feature collection
-  of the configuration (``bretagne-parcels``…), an imagery product (``bretagne-s2``,
-  ``bretagne-ndvi``, ``guyane-ndwi``…, one per WMS layer), the scene series
-  (``sentinel-2-l2a``), one scene (``S2B_30UXU_20240517_0_L2A``) or the WMS service
-  (``sentinelle-wms``).  Each record is written by pygeometa's ``iso19139`` schema from an MCF
-  built here, then completed with what INSPIRE's metadata technical guidance asks and
-  pygeometa does not write: unique resource identifier, INSPIRE theme keyword from GEMET with
-  its thesaurus citation, spatial resolution, limitations on public access and conditions
-  for use as INSPIRE code-list anchors, the conformity report against Regulation 1089/2010,
-  the reference system of the data, and for the service ``srv:SV_ServiceIdentification``
-  (view service, coupled datasets).
+  of the configuration (``bretagne-parcels``…), a product (``bretagne-s2``, ``bretagne-ndvi``,
+  ``guyane-landcover``, ``guyane-ndvi-change``…, one per WMS layer and per record of the
+  ``products`` collection), the products series (``products``), the scene series
+  (``sentinel-2-l2a``), one scene (``S2B_30UXU_20240517_0_L2A``), the WMS view service
+  (``sentinelle-wms``) or the OGC API Features download service (``sentinelle-api``).
+  Each record is written by pygeometa's ``iso19139`` schema from an MCF built here, then
+  completed with what INSPIRE's metadata technical guidance asks and pygeometa does not
+  write: unique resource identifier, INSPIRE theme keyword from GEMET with its thesaurus
+  citation, spatial resolution, limitations on public access and conditions for use as
+  INSPIRE code-list anchors, the conformity report against Regulation 1089/2010, the
+  reference system of the data, and for the services ``srv:SV_ServiceIdentification``
+  (view or download service, operations, coupled datasets).
 * ``/metadata/{id}.jsonld`` — the same dataset as DCAT JSON-LD (pygeometa's ``dcat`` schema).
 * ``/download/{id}.gpkg`` — the whole GeoPackage of a feature collection (HEAD gives the
   length): the ``rel=enclosure`` of INSPIRE's OGC API Features download good practice.
@@ -22,13 +24,21 @@ Routes (register ``metadata.BLUEPRINT``):
 Enclosure links in the configuration carry no ``length`` (file sizes depend on the data
 folder); :func:`fill_enclosure_lengths` fills them once, when the blueprint is registered,
 so pygeoapi never issues HEAD requests to itself.
+
+pygeoapi 0.21 has no configuration for the links of ``/collections`` itself, which the
+INSPIRE download good practice also asks for: :func:`add_collections_links` (an
+``after_app_request`` hook of this blueprint) adds them to the JSON document and to the HTML
+page (at the marker of ``templates/collections/index.html``), from
+:func:`collections_links`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import html
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -36,12 +46,13 @@ from typing import Any
 from flask import Blueprint, Response, abort, g, request, send_file
 from lxml import etree
 from pygeoapi import l10n
+from werkzeug.datastructures import Headers
 
-from sentinelle.analysis.indices import get_index
 from sentinelle.errors import NotFound, SentinelleError
 from sentinelle.wms_layers import AREA_CRS, area_sources, layers, load_config
 
 BLUEPRINT = Blueprint("metadata", __name__)
+LOGGER = logging.getLogger(__name__)
 
 GMD = "http://www.isotc211.org/2005/gmd"
 GCO = "http://www.isotc211.org/2005/gco"
@@ -55,6 +66,11 @@ XML_TYPE = "application/xml"
 GPKG_TYPE = "application/geopackage+sqlite3"
 SERVICE_RECORD = "sentinelle-wms"
 SERIES_RECORD = "sentinel-2-l2a"
+#: the OGC API Records collection of derived products (sentinelle.providers.products)
+PRODUCTS_RECORD = "products"
+#: the download service (OGC API Features, INSPIRE download good practice) described by
+#: /collections
+API_RECORD = "sentinelle-api"
 
 #: INSPIRE themes (GEMET "INSPIRE themes, version 1.0"): code → (French, English label).
 INSPIRE_THEMES = {
@@ -266,20 +282,26 @@ def product_mcf(config: dict, product_id: str) -> tuple[dict, dict]:
             f"{base}/collections/{product_id}/coverage?f=GTiff", "OGC:API-Coverages",
             {"fr": "Couverture GeoTIFF (COG)", "en": "GeoTIFF coverage (COG)"},
             {"fr": "Téléchargement des valeurs", "en": "Download of the values"}, "download")
-    what = (f"{layer.index} = {get_index(layer.index).formula}" if layer.index
-            else "rouge/vert/bleu (B04, B03, B02)")
-    lineage = {"fr": f"Calculé à la demande depuis les scènes Copernicus Sentinel-2 L2A du "
-                     f"catalogue ({what}), nuages masqués avec la bande SCL ; composition "
-                     f"{layer.source.composite} pour un intervalle de dates.",
-               "en": f"Computed on demand from the catalog's Copernicus Sentinel-2 L2A scenes "
-                     f"({what}), clouds masked with the SCL band; {layer.source.composite} "
-                     "composite for a date interval."}
-    theme = "oi" if layer.index is None else "lc"
+    if PRODUCTS_RECORD in (config.get("resources") or {}):
+        distribution["record"] = _link(
+            f"{base}/collections/{PRODUCTS_RECORD}/items/{product_id}", "OGC:API-Records",
+            {"fr": "Fiche du produit", "en": "Product record"},
+            {"fr": "Fiche et liens (WMS, couverture, traitement)",
+             "en": "Record and links (WMS, coverage, process)"}, "information")
+    if layer.process:
+        distribution["process"] = _link(
+            f"{base}/processes/{layer.process}", "OGC:API-Processes",
+            {"fr": f"Traitement {layer.process}", "en": f"Process {layer.process}"},
+            {"fr": "Calcul du produit sur une autre zone ou période",
+             "en": "Computes the product over another area or period"}, "information")
+    lineage = {lang: layer.lineage(lang) for lang in ("fr", "en")}
+    theme = "oi" if layer.kind == "true-color" else "lc"
     mcf = _mcf(config, identifier=product_id, title=title, abstract=abstract,
                keywords=keywords, bbox=list(layer.source.area.lonlat_bounds),
                temporal=temporal, datatype="grid", topic="imageryBaseMapsEarthCover",
                distribution=distribution, lineage=lineage, licence="copernicus",
-               parent=SERIES_RECORD)
+               parent=PRODUCTS_RECORD if PRODUCTS_RECORD in (config.get("resources") or {})
+               else SERIES_RECORD)
     crs = [f"http://www.opengis.net/def/crs/EPSG/0/{layer.time.native_epsg}"] \
         if layer.time.native_epsg else []
     crs += [f"http://www.opengis.net/def/crs/EPSG/0/{c.split(':')[1]}"
@@ -380,11 +402,99 @@ def service_mcf(config: dict) -> tuple[dict, dict]:
                  "operates_on": operates, "identifier": f"{base}/wms"}
 
 
+def products_mcf(config: dict) -> tuple[dict, dict]:
+    """The series of derived products (the ``products`` record collection)."""
+    resource = config["resources"][PRODUCTS_RECORD]
+    base = _base(config)
+    products = _products(config)
+    dates = sorted({d for p in products.values() for d in p.time.dates})
+    bbox = resource.get("extents", {}).get("spatial", {}).get("bbox", [-180, -90, 180, 90])
+    distribution = {
+        "records": _link(f"{base}/collections/{PRODUCTS_RECORD}/items", "OGC:API-Records",
+                         {"fr": "Fiches des produits", "en": "Product records"},
+                         {"fr": "Une fiche par produit et par zone",
+                          "en": "One record per product and area"}, "search"),
+        "wms": _link(f"{base}/wms?SERVICE=WMS&REQUEST=GetCapabilities", "OGC:WMS",
+                     {"fr": "Capacités WMS", "en": "WMS capabilities"},
+                     {"fr": "Une couche par produit", "en": "One layer per product"},
+                     "information"),
+    }
+    lineage = {"fr": "Produits calculés à la demande depuis les scènes Copernicus Sentinel-2 "
+                     "niveau 2A du catalogue (série sentinel-2-l2a) : couleurs naturelles, "
+                     "indices spectraux, classification de l'occupation du sol par règles, "
+                     "changements d'indice entre deux périodes.",
+               "en": "Products computed on demand from the catalog's Copernicus Sentinel-2 "
+                     "Level-2A scenes (sentinel-2-l2a series): true colour, spectral "
+                     "indices, rules land-cover classification, index change between two "
+                     "periods."}
+    mcf = _mcf(config, identifier=PRODUCTS_RECORD, title=_both(resource.get("title")),
+               abstract=_both(resource.get("description")),
+               keywords={"fr": l10n.translate(resource.get("keywords"), "fr") or [],
+                         "en": l10n.translate(resource.get("keywords"), "en") or []},
+               bbox=bbox, temporal=(f"{dates[0]}T00:00:00Z", f"{dates[-1]}T23:59:59Z")
+               if dates else None, datatype="grid", topic="imageryBaseMapsEarthCover",
+               distribution=distribution, lineage=lineage, licence="copernicus",
+               hierarchy="series", parent=SERIES_RECORD)
+    return mcf, {"theme": "lc", "crs": [], "resolution": 10,
+                 "identifier": f"{base}/collections/{PRODUCTS_RECORD}"}
+
+
+def feature_collections(config: dict) -> list[str]:
+    """Ids of the configuration's feature collections backed by a GeoPackage."""
+    return [cid for cid in (config.get("resources") or {}) if gpkg_path(config, cid)]
+
+
+def api_mcf(config: dict) -> tuple[dict, dict]:
+    """The OGC API Features interface as an INSPIRE download service (the record
+    ``/collections`` points to with ``rel=describedby``)."""
+    base = _base(config)
+    ident = config.get("metadata", {}).get("identification", {})
+    title = _both(ident.get("title"))
+    title = {"fr": title["fr"] + " — service de téléchargement OGC API Features",
+             "en": title["en"] + " — OGC API Features download service"}
+    keywords = {lang: list(l10n.translate(ident.get("keywords", []), lang) or [])
+                for lang in ("fr", "en")}
+    datasets = feature_collections(config)
+    bbox = [180.0, 90.0, -180.0, -90.0]
+    for cid in datasets:
+        west, south, east, north = config["resources"][cid].get("extents", {}).get(
+            "spatial", {}).get("bbox", [-180, -90, 180, 90])
+        bbox = [min(bbox[0], west), min(bbox[1], south), max(bbox[2], east),
+                max(bbox[3], north)]
+    distribution = {"api": _link(f"{base}/collections", "OGC:API-Features",
+                                 {"fr": "Collections", "en": "Collections"},
+                                 {"fr": "Service de téléchargement (objets et GeoPackage "
+                                        "complets)",
+                                  "en": "Download service (features and whole GeoPackages)"},
+                                 "download")}
+    mcf = _mcf(config, identifier=API_RECORD, title=title,
+               abstract=_both(ident.get("description")), keywords=keywords, bbox=bbox,
+               temporal=None, datatype="vector", topic="planningCadastre",
+               distribution=distribution,
+               lineage={"fr": "Interface OGC API Features de Sentinelle (bonnes pratiques "
+                              "INSPIRE pour les services de téléchargement).",
+                        "en": "Sentinelle's OGC API Features interface (INSPIRE download "
+                              "service good practice)."},
+               licence="etalab-2.0", hierarchy="service")
+    operations = [("GetCollections", f"{base}/collections"),
+                  *((f"GetFeatures {cid}", f"{base}/collections/{cid}/items")
+                    for cid in datasets)]
+    return mcf, {"theme": None, "crs": [], "resolution": None, "service": True,
+                 "service_type": "download", "service_version": "OGC API - Features 1.0",
+                 "service_keyword": "infoFeatureAccessService", "operations": operations,
+                 "operates_on": [f"{base}/metadata/{cid}.xml" for cid in datasets],
+                 "identifier": f"{base}/collections"}
+
+
 def record_mcf(config: dict, record_id: str) -> tuple[dict, dict]:
     """The MCF of record ``record_id`` and the INSPIRE extras pygeometa does not write."""
     resources = config.get("resources") or {}
     if record_id == SERVICE_RECORD:
         return service_mcf(config)
+    if record_id == API_RECORD:
+        return api_mcf(config)
+    if record_id == PRODUCTS_RECORD and record_id in resources:
+        return products_mcf(config)
     if record_id in resources and _feature_provider(resources[record_id]):
         return feature_mcf(config, record_id)
     if record_id == SERIES_RECORD and record_id in resources:
@@ -516,7 +626,9 @@ def _reference_systems(crs_list: list[str]) -> list:
 
 
 def _to_service(root, ident, extra: dict) -> None:
-    """Turn pygeometa's MD_DataIdentification into an INSPIRE view service identification."""
+    """Turn pygeometa's MD_DataIdentification into an INSPIRE network service identification
+    (a view service unless ``extra`` says otherwise: ``service_type``, ``service_version``,
+    ``service_keyword``, ``operations``)."""
     data_id = ident.find(_q("gmd:MD_DataIdentification"))
     service = _new("srv:SV_ServiceIdentification")
     keep = ("citation", "abstract", "status", "pointOfContact", "resourceMaintenance",
@@ -527,24 +639,26 @@ def _to_service(root, ident, extra: dict) -> None:
     # service classification keyword (INSPIRE, Regulation 1205/2008)
     words = _new("gmd:descriptiveKeywords")
     box = _sub(words, "gmd:MD_Keywords")
-    _char(box, "gmd:keyword", "infoMapAccessService")
+    _char(box, "gmd:keyword", extra.get("service_keyword", "infoMapAccessService"))
     _code(_sub(box, "gmd:type"), "gmd:MD_KeywordTypeCode", "MD_KeywordTypeCode", "theme")
     _insert_after(service, words, ["descriptiveKeywords", "resourceMaintenance",
                                    "pointOfContact", "status", "abstract"])
-    _sub(_sub(service, "srv:serviceType"), "gco:LocalName", "view")
-    _char(service, "srv:serviceTypeVersion", "1.3.0")
+    _sub(_sub(service, "srv:serviceType"), "gco:LocalName", extra.get("service_type", "view"))
+    _char(service, "srv:serviceTypeVersion", extra.get("service_version", "1.3.0"))
     extent = data_id.find(_q("gmd:extent"))
     if extent is not None:
         moved = _sub(service, "srv:extent")
         for child in extent:
             moved.append(child)
     _code(_sub(service, "srv:couplingType"), "srv:SV_CouplingType", "SV_CouplingType", "tight")
-    for operation in ("GetCapabilities", "GetMap", "GetFeatureInfo"):
+    operations = extra.get("operations") or [
+        (name, extra["identifier"]) for name in ("GetCapabilities", "GetMap", "GetFeatureInfo")]
+    for operation, url in operations:
         meta = _sub(_sub(service, "srv:containsOperations"), "srv:SV_OperationMetadata")
         _char(meta, "srv:operationName", operation)
         _code(_sub(meta, "srv:DCP"), "srv:DCPList", "DCPList", "WebServices")
         online = _sub(_sub(meta, "srv:connectPoint"), "gmd:CI_OnlineResource")
-        _sub(_sub(online, "gmd:linkage"), "gmd:URL", extra["identifier"])
+        _sub(_sub(online, "gmd:linkage"), "gmd:URL", url)
     for href in extra.get("operates_on", []):
         _sub(service, "srv:operatesOn", **{"xlink:href": href})
     ident.replace(data_id, service)
@@ -651,6 +765,115 @@ def _on_register(_state) -> None:
     fill_enclosure_lengths(flask_app.CONFIG)
 
 
+# --- links of the /collections document ----------------------------------------------------------
+
+#: where templates/collections/index.html wants the links section (else before </main>)
+LINKS_MARKER = "<!-- sentinelle:collections-links -->"
+
+
+def collections_links(config: dict, lang: str = "fr") -> list[dict]:
+    """What INSPIRE's OGC API Features download good practice asks of ``/collections``:
+    ``rel=describedby`` (the download service's and the scene series' ISO records),
+    ``rel=license`` (the licences of the data, local summaries) and one ``rel=enclosure`` per
+    whole-dataset GeoPackage (type, length, title, hreflang)."""
+    base, resources = _base(config), config.get("resources") or {}
+    fr = lang == "fr"
+    links = [{"rel": "describedby", "type": XML_TYPE, "hreflang": "fr",
+              "href": f"{base}/metadata/{API_RECORD}.xml",
+              "title": ("Fiche ISO 19139 (INSPIRE) du service de téléchargement" if fr else
+                        "ISO 19139 record (INSPIRE) of the download service")}]
+    for record, what in ((SERIES_RECORD, {"fr": "de la série des scènes Sentinel-2",
+                                          "en": "of the Sentinel-2 scene series"}),
+                         (PRODUCTS_RECORD, {"fr": "de la série des produits dérivés",
+                                            "en": "of the derived products series"})):
+        if record in resources:
+            links.append({"rel": "describedby", "type": XML_TYPE, "hreflang": "fr",
+                          "href": f"{base}/metadata/{record}.xml",
+                          "title": ("Fiche ISO 19139 (INSPIRE) " if fr else
+                                    "ISO 19139 record (INSPIRE) ") + what[lang]})
+    for licence in ("etalab-2.0", "copernicus"):
+        links.append({"rel": "license", "type": "text/html", "hreflang": "fr",
+                      "href": f"{base}/licences/{licence}",
+                      "title": LICENCES[licence]["title"][lang]})
+    for cid in feature_collections(config):
+        path = gpkg_path(config, cid)
+        if path is None or not path.is_file():
+            continue
+        title = l10n.translate(resources[cid].get("title"), lang) or cid
+        links.append({"rel": "enclosure", "type": GPKG_TYPE, "hreflang": "fr",
+                      "href": f"{base}/download/{cid}.gpkg", "length": path.stat().st_size,
+                      "title": f"{title} — " + ("série de données complète (GeoPackage)" if fr
+                                                else "whole dataset (GeoPackage)")})
+    return links
+
+
+def _human_size(length: int, lang: str) -> str:
+    value, unit = (length / 1e6, "Mo" if lang == "fr" else "MB") if length >= 1e6 else \
+        (length / 1e3, "ko" if lang == "fr" else "kB")
+    text = f"{value:.1f} {unit}"
+    return text.replace(".", ",") if lang == "fr" else text
+
+
+def _links_html(links: list[dict], lang: str) -> str:
+    heading = ("Téléchargement, métadonnées et licences" if lang == "fr"
+               else "Downloads, metadata and licences")
+    items = []
+    for link in links:
+        size = f" ({_human_size(link['length'], lang)})" if link.get("length") else ""
+        extra = f' data-length="{link["length"]}"' if link.get("length") else ""
+        items.append(f'<li><a rel="{html.escape(link["rel"])}" type="{html.escape(link["type"])}"'
+                     f' hreflang="{html.escape(link["hreflang"])}"{extra}'
+                     f' href="{html.escape(link["href"])}">{html.escape(link["title"])}</a>'
+                     f"{size}</li>")
+    return (f'<section id="collections-links"><h2>{heading}</h2><ul>{"".join(items)}</ul>'
+            "</section>")
+
+
+def _with_links(body: bytes, mimetype: str, lang: str) -> bytes:
+    links = collections_links(load_config(), lang)
+    if mimetype == "application/json":
+        document = json.loads(body)
+        present = {(link.get("rel"), link.get("href")) for link in document.get("links", [])}
+        document.setdefault("links", []).extend(
+            link for link in links if (link["rel"], link["href"]) not in present)
+        return json.dumps(document, ensure_ascii=False).encode("utf-8")
+    text = body.decode("utf-8")
+    snippet = _links_html(links, lang)
+    if LINKS_MARKER in text:
+        text = text.replace(LINKS_MARKER, snippet, 1)
+    elif "</main>" in text:
+        text = text.replace("</main>", snippet + "</main>", 1)
+    else:
+        text = text.replace("</body>", snippet + "</body>", 1)
+    return text.encode("utf-8")
+
+
+@BLUEPRINT.after_app_request
+def add_collections_links(response: Response) -> Response:
+    """Add the download good practice's links to pygeoapi's ``/collections`` (JSON and HTML),
+    which has no configuration for them in pygeoapi 0.21."""
+    if request.path.rstrip("/") != "/collections" or request.method not in ("GET", "HEAD"):
+        return response
+    if not isinstance(response.headers, Headers):  # pygeoapi assigns a plain dict
+        response.headers = Headers(response.headers)
+    if (response.status_code != 200 or response.direct_passthrough
+            or response.mimetype not in ("application/json", "text/html")):
+        return response
+    lang = (response.headers.get("Content-Language") or "fr")[:2].lower()
+    lang = lang if lang in ("fr", "en") else "fr"
+    zipped = response.headers.get("Content-Encoding") == "gzip"
+    body = response.get_data()
+    if zipped:
+        body = gzip.decompress(body)
+    try:
+        body = _with_links(body, response.mimetype, lang)
+    except (ValueError, UnicodeDecodeError, SentinelleError, OSError) as err:
+        LOGGER.warning("links not added to /collections: %s", err)
+        return response
+    response.set_data(gzip.compress(body) if zipped else body)
+    return response
+
+
 # --- routes --------------------------------------------------------------------------------------
 
 def _lang() -> str:
@@ -718,4 +941,5 @@ def content_language(response: Response) -> Response:
     return response
 
 
-__all__ = ["BLUEPRINT", "dcat_jsonld", "fill_enclosure_lengths", "iso_xml"]
+__all__ = ["BLUEPRINT", "collections_links", "dcat_jsonld", "fill_enclosure_lengths",
+           "iso_xml"]

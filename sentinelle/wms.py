@@ -6,7 +6,10 @@ legends, ISO metadata links, INSPIRE extended capabilities, ``LANGUAGE=fre|eng``
 (PNG/JPEG, ``TRANSPARENT``, ``BGCOLOR``, ``TIME`` = a date or an interval for a composite),
 ``GetFeatureInfo`` (the value at the clicked pixel, at 10 m: text, JSON, HTML) and
 ``GetLegendGraphic``.  Every pixel is drawn by :func:`sentinelle.rendering.render_map`, the
-renderer OGC API Maps uses; parameters are checked by the plain functions of
+renderer OGC API Maps uses (one date on a tile-sized map is read straight from the COGs by
+:mod:`sentinelle.catalog.tiles`; an interval makes a composite through the catalog's general
+path), and GetFeatureInfo reads through :func:`sentinelle.rendering.read_pixels` the same way;
+parameters are checked by the plain functions of
 :mod:`sentinelle.wms_params`; domain errors become WMS 1.3.0 service exceptions through one
 table (:data:`ERROR_TABLE`).
 
@@ -29,8 +32,8 @@ from PIL import Image, ImageDraw, ImageFont
 from shapely.geometry import Point
 
 from sentinelle.analysis.indices import compute_index, get_index
-from sentinelle.catalog.area import CRS84, Area, _transformer
-from sentinelle.catalog.imagery import read_imagery
+from sentinelle.catalog.area import CRS84, Area, Grid, _transformer
+from sentinelle.catalog.tiles import on_reader_thread
 from sentinelle.encode import to_png
 from sentinelle.errors import (
     InvalidInput,
@@ -39,8 +42,18 @@ from sentinelle.errors import (
     SentinelleError,
     SourceUnavailable,
     TooLarge,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    most_specific,
 )
-from sentinelle.rendering import TRUE_COLOR_BANDS, When, compute, legend_png, render_map
+from sentinelle.rendering import (
+    TRUE_COLOR_BANDS,
+    When,
+    compute,
+    legend_png,
+    read_pixels,
+    render_map,
+)
 from sentinelle.settings import Limits
 from sentinelle.wms_capabilities import LEGEND_SIZE, capabilities
 from sentinelle.wms_layers import Layer, layer_map, load_config
@@ -82,6 +95,8 @@ ERROR_TABLE: tuple[tuple[type[SentinelleError], str | None, int], ...] = (
     (InvalidInput, "InvalidParameterValue", 400),
     (NotFound, None, 404),
     (NoData, None, 404),
+    (UpstreamTimeout, None, 504),
+    (UpstreamUnavailable, None, 503),
     (SourceUnavailable, None, 502),
 )
 
@@ -109,8 +124,9 @@ def _error_response(err: WmsError) -> Response:
 
 
 def to_wms_error(err: SentinelleError) -> WmsError:
+    specific = most_specific(err)  # a 504 re-raised as SourceUnavailable stays a 504
     for cls, code, status in ERROR_TABLE:
-        if isinstance(err, cls):
+        if isinstance(specific, cls):
             return WmsError(str(err), code, None, status)
     return WmsError(str(err), None, None, 502)
 
@@ -144,6 +160,10 @@ def encode_map(rgba: np.ndarray, fmt: str, transparent: bool,
 def draw_layer(layer: Layer, bbox, crs, size: tuple[int, int], when: When,
                limits: Limits) -> np.ndarray:
     """RGBA of one layer (fully transparent where the layer has nothing to show)."""
+    if layer.preset is not None:  # derived products: classification, change
+        from sentinelle import wms_products
+
+        return wms_products.draw(layer, bbox, crs, size, when, limits)
     source = layer.source
     try:
         return render_map(source.catalog, source.area, bbox, crs, size, index=layer.index,
@@ -165,11 +185,16 @@ class PixelValue:
     scenes: tuple[str, ...]
 
 
-def pixel_value(layer: Layer, x: float, y: float, crs, when: When, limits: Limits) -> PixelValue:
+def pixel_value(layer: Layer, x: float, y: float, crs, when: When, limits: Limits,
+                lang: str = "fr") -> PixelValue:
     """The index (or the true-colour bands' reflectance) of the native 10 m pixel under
     ``(x, y)`` (in ``crs``, x first): the value OGC API Coverages and the ``spectral-index``
     process give for that pixel, cloud-masked like the map; None outside the area or under
-    cloud."""
+    cloud.  Derived layers give their class code and name (in ``lang``)."""
+    if layer.preset is not None:
+        from sentinelle import wms_products
+
+        return wms_products.pixel_value(layer, x, y, crs, when, limits, lang)
     source = layer.source
     names = [layer.index] if layer.index else list(TRUE_COLOR_BANDS)
     empty = {name: None for name in names}
@@ -188,10 +213,10 @@ def pixel_value(layer: Layer, x: float, y: float, crs, when: When, limits: Limit
     bx, by = math.floor(px / BLOCK) * BLOCK, math.floor(py / BLOCK) * BLOCK
     block = Area.from_bbox([bx, by, bx + BLOCK, by + BLOCK], epsg)
     bands = get_index(layer.index).bands if layer.index else TRUE_COLOR_BANDS
+    grid = Grid.from_area(block, epsg, NATIVE_RESOLUTION)
     try:
-        data = read_imagery(source.catalog, block, when.interval, bands, crs=epsg,
-                            resolution=NATIVE_RESOLUTION, method=source.composite, mask=True,
-                            clip=True, limits=limits)
+        data = read_pixels(source.catalog, source.area, block, when, bands, grid,
+                           method=source.composite, limits=limits, name=layer.name)
     except NoData:
         return PixelValue(layer.name, lon, lat, empty, (), ())
     if layer.index:
@@ -246,15 +271,20 @@ def get_map(params: dict[str, str], layers: dict[str, Layer]) -> Response:
     return Response(body, mimetype=req.format)
 
 
+def _shown(value, lang: str) -> str:
+    """A GetFeatureInfo value as text: numbers with 6 decimals, codes and names as they are."""
+    if value is None:
+        return "sans donnée" if lang == "fr" else "no data"
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
+
+
 def _info_text(values: list[PixelValue], lang: str) -> str:
     lines = []
     for item in values:
         lines.append(f"{'Couche' if lang == 'fr' else 'Layer'} '{item.layer}' "
                      f"(lon {item.lon:.6f}, lat {item.lat:.6f})")
         for name, value in item.values.items():
-            shown = "sans donnée" if value is None and lang == "fr" else \
-                "no data" if value is None else f"{value:.6f}"
-            lines.append(f"  {name} = {shown}")
+            lines.append(f"  {name} = {_shown(value, lang)}")
         if item.dates:
             lines.append(f"  dates: {', '.join(item.dates)}")
     return "\n".join(lines) + "\n"
@@ -267,9 +297,8 @@ def _info_html(values: list[PixelValue], lang: str) -> str:
                     f"<tr><th>lon</th><td>{item.lon:.6f}</td></tr>"
                     f"<tr><th>lat</th><td>{item.lat:.6f}</td></tr>")
         for name, value in item.values.items():
-            shown = ("sans donnée" if lang == "fr" else "no data") if value is None \
-                else f"{value:.6f}"
-            rows.append(f"<tr><th>{html.escape(name)}</th><td>{shown}</td></tr>")
+            rows.append(f"<tr><th>{html.escape(name)}</th>"
+                        f"<td>{html.escape(_shown(value, lang))}</td></tr>")
         rows.append(f"<tr><th>dates</th><td>{html.escape(', '.join(item.dates))}</td></tr>"
                     "</table>")
     return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
@@ -297,8 +326,8 @@ def get_feature_info(params: dict[str, str], layers: dict[str, Layer], lang: str
     x = minx + (i + 0.5) * (maxx - minx) / req.size[0]
     y = maxy - (j + 0.5) * (maxy - miny) / req.size[1]
     limits = Limits.from_env()
-    values = [pixel_value(layers[name], x, y, req.crs, _when(layers[name], req.time), limits)
-              for name in queried]
+    values = [pixel_value(layers[name], x, y, req.crs, _when(layers[name], req.time), limits,
+                          lang) for name in queried]
     if info_format == "application/json":
         return Response(_info_json(values), mimetype="application/json")
     if info_format == "text/html":
@@ -332,7 +361,12 @@ def get_legend_graphic(params: dict[str, str], layers: dict[str, Layer], lang: s
     layer = layers[name]
     parse_styles(params.get("STYLE"), [name], {name: [layer.style]})
     parse_format(params.get("FORMAT") or "image/png", LEGEND_FORMATS)
-    body = legend_png(layer.index) if layer.index else true_color_legend(lang)
+    if layer.preset is not None:
+        from sentinelle import wms_products
+
+        body = wms_products.legend_png(layer, lang)
+    else:
+        body = legend_png(layer.index) if layer.index else true_color_legend(lang)
     return Response(body, mimetype="image/png")
 
 
@@ -344,8 +378,14 @@ def get_capabilities(layers: dict[str, Layer], config: dict, lang: str) -> Respo
 OPERATIONS = ("GetCapabilities", "GetMap", "GetFeatureInfo", "GetLegendGraphic")
 
 
+@on_reader_thread
 def dispatch(params: dict[str, str], lang: str) -> Response:
-    """One WMS request → a response (raises :class:`WmsError` / domain errors)."""
+    """One WMS request → a response (raises :class:`WmsError` / domain errors).
+
+    Runs on a long-lived reader thread (:func:`~sentinelle.catalog.tiles.on_reader_thread`):
+    pyproj rebuilds each transformer once per thread (up to 0.4 s for some national CRSs),
+    which a server starting a thread per request (Flask's) would pay on every request — 3 to
+    5 s per GetCapabilities."""
     operation = params.get("REQUEST", "").strip()
     if not operation:
         raise WmsError("parameter REQUEST is missing (GetCapabilities, GetMap, GetFeatureInfo "

@@ -135,12 +135,9 @@ def _layer(parent, layer: Layer, base: str, lang: str) -> None:
     _href(meta, "OnlineResource", metadata_url(base, layer.product_id))
     style = _el(node, "Style")
     _el(style, "Name", layer.style)
-    if layer.index:
-        _el(style, "Title", f"{layer.index} — palette « {layer.ramp} »" if lang == "fr"
-            else f"{layer.index} — {layer.ramp} colour ramp")
-    else:
-        _el(style, "Title", "Couleurs naturelles" if lang == "fr" else "True colour")
-    legend = _el(style, "LegendURL", width=LEGEND_SIZE[0], height=LEGEND_SIZE[1])
+    _el(style, "Title", layer.style_title(lang))
+    width, height = layer.legend_size
+    legend = _el(style, "LegendURL", width=width, height=height)
     _el(legend, "Format", "image/png")
     _href(legend, "OnlineResource", legend_url(base, layer, lang))
 

@@ -1,6 +1,18 @@
 """The WMS layers: one true-colour layer (``<area>:OI.OrthoimageCoverage``, INSPIRE's
 orthoimagery layer name) and one layer per spectral index of the registry (``<area>:NDVI``…)
-for each imagery area of the pygeoapi configuration.
+for each imagery area of the pygeoapi configuration, plus the derived products configured as
+presets: a rules land-cover classification (``<area>:LC.LandCoverRaster``, INSPIRE's land-cover
+layer name) and an index change between two periods (``<area>:NDVI-change``).
+
+Presets are data, in the ``products`` record collection's provider options
+(``options.presets.<area>``), so that the WMS layers and the product records list the same
+products::
+
+    presets:
+      guyane:
+        classification: {datetime: 2024-10-21}          # default TIME (date or interval)
+        change: {index: NDVI, before: 2024-07-01/2024-07-31, after: 2024-08-01/2024-08-31,
+                 threshold: 0.2, min_area_ha: 0.5}      # TIME picks the "after" period
 
 Areas are read from the configuration's imagery collections (``SentinelCoverageProvider`` /
 ``SentinelMapProvider`` ``options.area``), so the WMS serves the same places, catalog, cloud
@@ -14,6 +26,7 @@ changes, as :func:`sentinelle.catalog.source.open_catalog` does).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import Counter
@@ -21,16 +34,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sentinelle.analysis.change import DEFAULT_THRESHOLDS, METHODS
+from sentinelle.analysis.classify import RULES
 from sentinelle.analysis.indices import INDICES, get_index
 from sentinelle.catalog.area import Area
+from sentinelle.catalog.dates import parse_interval
 from sentinelle.catalog.search import search
 from sentinelle.catalog.source import Catalog, open_catalog
 from sentinelle.errors import SentinelleError
 from sentinelle.rendering import DEFAULT_MAX_CLOUD, INDEX_RAMPS, resolve_area
 from sentinelle.settings import Limits
 
+LOGGER = logging.getLogger(__name__)
 TRUE_COLOR = "OI.OrthoimageCoverage"
 TRUE_COLOR_STYLE = "true-color"
+LAND_COVER = "LC.LandCoverRaster"
+LAND_COVER_STYLE = "land-cover"
+CHANGE_STYLE = "change"
+#: the record provider whose ``options.presets`` declare the derived products
+PRODUCTS_PROVIDER = "sentinelle.providers.products.ProductRecordsProvider"
+#: bands the rules classification reads (NDVI, NDWI, NDMI)
+CLASSIFICATION_BANDS = ("green", "red", "nir", "swir16")
+#: the OGC API process that computes each kind of product (None: served as read)
+PRODUCT_PROCESSES = {"true-color": None, "index": "spectral-index",
+                     "classification": "classification", "change": "change-detection"}
+#: legend image size (px) of the index and true-colour layers
+LEGEND_SIZE = (300, 64)
 PROVIDERS = ("sentinelle.providers.coverage.SentinelCoverageProvider",
              "sentinelle.providers.maps.SentinelMapProvider")
 #: CRSs offered everywhere (WMS 1.3.0 axis order is handled by :mod:`wms_params`).
@@ -75,33 +104,106 @@ class TimeInfo:
     default: str | None
     native_epsg: int | None
     bands: frozenset[str]
+    clear: tuple[str, ...] = ()  # dates at most max_cloud % cloudy over the area
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A derived product of an area, as configured: a rules classification (``datetime``:
+    its default date or interval) or an index change (``before`` fixed, ``after`` the default
+    of TIME; ``method``, ``threshold`` and ``min_area_ha`` as the change-detection process
+    takes them)."""
+
+    kind: str  # "classification" | "change"
+    datetime: str | None = None
+    index: str = "NDVI"
+    before: str | None = None
+    after: str | None = None
+    method: str = "difference"
+    threshold: float | None = None
+    min_area_ha: float = 0.5
+
+    @property
+    def effective_threshold(self) -> float:
+        return float(self.threshold if self.threshold is not None
+                     else DEFAULT_THRESHOLDS[self.method])
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return CLASSIFICATION_BANDS if self.kind == "classification" \
+            else get_index(self.index).bands
 
 
 @dataclass(frozen=True)
 class Layer:
-    """A named WMS layer: an area and a product (``index`` None = true colour)."""
+    """A named WMS layer: an area and a product (``index`` None = true colour; ``preset``
+    set = a derived product, classification or change)."""
 
     source: AreaSource
     index: str | None
     time: TimeInfo = field(compare=False)
+    preset: Preset | None = None
+
+    @property
+    def kind(self) -> str:
+        """``true-color``, ``index``, ``classification`` or ``change``."""
+        if self.preset is not None:
+            return self.preset.kind
+        return "index" if self.index else "true-color"
 
     @property
     def name(self) -> str:
+        if self.kind == "classification":
+            return f"{self.source.name}:{LAND_COVER}"
+        if self.kind == "change":
+            return f"{self.source.name}:{self.preset.index}-change"
         return f"{self.source.name}:{self.index or TRUE_COLOR}"
 
     @property
     def product_id(self) -> str:
-        """The id of the product's metadata record (``bretagne-s2``, ``bretagne-ndvi``…),
-        the same as the OGC API collection when there is one."""
+        """The id of the product's metadata record (``bretagne-s2``, ``bretagne-ndvi``,
+        ``bretagne-landcover``, ``bretagne-ndvi-change``…), the same as the OGC API
+        collection when there is one."""
+        if self.kind == "classification":
+            return f"{self.source.name}-landcover"
+        if self.kind == "change":
+            return f"{self.source.name}-{self.preset.index.lower()}-change"
         return f"{self.source.name}-{(self.index or 's2').lower()}"
 
     @property
     def style(self) -> str:
+        if self.kind == "classification":
+            return LAND_COVER_STYLE
+        if self.kind == "change":
+            return CHANGE_STYLE
         return self.index.lower() if self.index else TRUE_COLOR_STYLE
 
     @property
     def ramp(self) -> str | None:
         return INDEX_RAMPS.get(self.index, "ndvi") if self.index else None
+
+    @property
+    def legend_size(self) -> tuple[int, int]:
+        """Width and height (px) of the layer's GetLegendGraphic image."""
+        if self.kind == "classification":
+            from sentinelle.analysis.classify import RULES_LEGEND
+
+            return 300, 28 + 20 * len(RULES_LEGEND.names)
+        if self.kind == "change":
+            return 300, 28 + 20 * 3
+        return LEGEND_SIZE
+
+    def style_title(self, lang: str) -> str:
+        if self.kind == "classification":
+            return ("Classes d'occupation du sol (règles)" if lang == "fr"
+                    else "Land-cover classes (rules)")
+        if self.kind == "change":
+            return ("Perte en rouge, gain en vert, stable transparent" if lang == "fr"
+                    else "Loss red, gain green, stable transparent")
+        if self.index:
+            return (f"{self.index} — palette « {self.ramp} »" if lang == "fr"
+                    else f"{self.index} — {self.ramp} colour ramp")
+        return "Couleurs naturelles" if lang == "fr" else "True colour"
 
     @property
     def crs(self) -> tuple[str, ...]:
@@ -110,6 +212,8 @@ class Layer:
 
     def title(self, lang: str) -> str:
         area = self.source.title[lang]
+        if self.preset is not None:
+            return _derived_title(self, lang)
         if self.index is None:
             return (f"Orthoimagerie Sentinel-2 en couleurs naturelles — {area}" if lang == "fr"
                     else f"Sentinel-2 orthoimagery, true colour — {area}")
@@ -117,6 +221,8 @@ class Layer:
         return f"{spec.name} — {spec.title[lang]} — {area}"
 
     def abstract(self, lang: str) -> str:
+        if self.preset is not None:
+            return _derived_abstract(self, lang)
         area = self.source.title[lang]
         cloud = f"{self.source.max_cloud:g}"
         if lang == "fr":
@@ -141,14 +247,126 @@ class Layer:
                 f"for a cloud-free {self.source.composite} composite; without TIME, the latest "
                 f"date at most {cloud} % cloudy over the area.")
 
+    @property
+    def process(self) -> str | None:
+        """The OGC API process that computes this product for any area (None: the pixels
+        are served as they are)."""
+        return PRODUCT_PROCESSES[self.kind]
+
+    def lineage(self, lang: str) -> str:
+        """How the product is made (ISO lineage statement)."""
+        composite = self.source.composite
+        if self.kind == "classification":
+            if lang == "fr":
+                return ("Calculé à la demande depuis les scènes Copernicus Sentinel-2 L2A du "
+                        "catalogue : classes d'occupation du sol par des règles sur NDVI, NDWI "
+                        "et NDMI (traitement classification, méthode rules), nuages masqués "
+                        f"avec la bande SCL ; date par défaut {self.time.default}, composition "
+                        f"{composite} pour un intervalle de dates.")
+            return ("Computed on demand from the catalog's Copernicus Sentinel-2 L2A scenes: "
+                    "land-cover classes by rules on NDVI, NDWI and NDMI (classification "
+                    "process, rules method), clouds masked with the SCL band; default date "
+                    f"{self.time.default}, {composite} composite for a date interval.")
+        if self.kind == "change":
+            p = self.preset
+            if lang == "fr":
+                return (f"Calculé à la demande depuis les scènes Copernicus Sentinel-2 L2A du "
+                        f"catalogue : {p.index} après − {p.index} avant (méthode {p.method}, "
+                        f"seuil ±{_num(p.effective_threshold, lang)}, taches de moins de "
+                        f"{_num(p.min_area_ha, lang)} ha ignorées ; traitement "
+                        f"change-detection), avant = {p.before}, après = la date ou la période "
+                        f"demandée (par défaut {self.time.default}), nuages masqués avec la "
+                        f"bande SCL, composition {composite} d'une période.")
+            return (f"Computed on demand from the catalog's Copernicus Sentinel-2 L2A scenes: "
+                    f"{p.index} after − {p.index} before ({p.method} method, threshold "
+                    f"±{_num(p.effective_threshold, lang)}, patches under "
+                    f"{_num(p.min_area_ha, lang)} ha dropped; change-detection process), "
+                    f"before = {p.before}, after = the requested date or period (default "
+                    f"{self.time.default}), clouds masked with the SCL band, {composite} "
+                    "composite of a period.")
+        what = (f"{self.index} = {get_index(self.index).formula}" if self.index
+                else "rouge/vert/bleu (B04, B03, B02)")
+        if lang == "fr":
+            return (f"Calculé à la demande depuis les scènes Copernicus Sentinel-2 L2A du "
+                    f"catalogue ({what}), nuages masqués avec la bande SCL ; composition "
+                    f"{composite} pour un intervalle de dates.")
+        return (f"Computed on demand from the catalog's Copernicus Sentinel-2 L2A scenes "
+                f"({what}), clouds masked with the SCL band; {composite} composite for a "
+                "date interval.")
+
     def keywords(self, lang: str) -> list[str]:
         area = self.source.title[lang].split(" (")[0]
         common = ["Copernicus", "Sentinel-2", area]
+        if self.kind == "classification":
+            return common + (["Occupation des terres", "occupation du sol", "classification"]
+                             if lang == "fr" else ["Land cover", "classification"])
+        if self.kind == "change":
+            return common + [self.preset.index] + (
+                ["détection de changements", "déforestation", "artificialisation"]
+                if lang == "fr" else ["change detection", "deforestation", "land take"])
         if self.index is None:
             return common + (["Orthoimagerie", "couleurs naturelles"] if lang == "fr"
                              else ["Orthoimagery", "true colour"])
         return common + [self.index] + (["indice spectral"] if lang == "fr"
                                         else ["spectral index"])
+
+
+def _num(value: float, lang: str) -> str:
+    text = f"{value:g}"
+    return text.replace(".", ",") if lang == "fr" else text
+
+
+def _derived_title(layer: "Layer", lang: str) -> str:
+    area = layer.source.title[lang]
+    if layer.kind == "classification":
+        return (f"Occupation du sol Sentinel-2 (classification par règles) — {area}"
+                if lang == "fr" else f"Sentinel-2 land cover (rules classification) — {area}")
+    index = layer.preset.index
+    return (f"Changements de {index} (pertes et gains) — {area}" if lang == "fr"
+            else f"{index} change (losses and gains) — {area}")
+
+
+def _derived_abstract(layer: "Layer", lang: str) -> str:
+    preset, area, composite = layer.preset, layer.source.title[lang], layer.source.composite
+    default = layer.time.default or "?"
+    if layer.kind == "classification":
+        t = {k: _num(v, lang) for k, v in RULES.items()}
+        if lang == "fr":
+            return (f"Classes d'occupation du sol sur {area}, calculées à la demande depuis "
+                    "Copernicus Sentinel-2 niveau 2A par des règles sur les indices (la "
+                    f"première qui s'applique) : eau NDWI > {t['water_ndwi']} ; arbres NDVI ≥ "
+                    f"{t['tree_ndvi']} et NDMI ≥ {t['tree_ndmi']} ; sol nu / bâti NDVI < "
+                    f"{t['bare_ndvi']} ; végétation clairsemée NDVI < {t['sparse_ndvi']} ; "
+                    "sinon prairie / culture. 10 m, nuages masqués (SCL, transparents). "
+                    "Pensé pour une date claire d'été. TIME : une date, ou un intervalle "
+                    f"pour une composition {composite} ; sans TIME, le {default}. "
+                    "GetFeatureInfo donne le code et le nom de la classe.")
+        return (f"Land-cover classes over {area}, computed on demand from Copernicus "
+                "Sentinel-2 Level-2A by rules on spectral indices (first match wins): water "
+                f"NDWI > {t['water_ndwi']}; trees NDVI ≥ {t['tree_ndvi']} and NDMI ≥ "
+                f"{t['tree_ndmi']}; bare soil / built-up NDVI < {t['bare_ndvi']}; sparse "
+                f"vegetation NDVI < {t['sparse_ndvi']}; else grassland / crop. 10 m, clouds "
+                "masked (SCL, transparent). Meant for a clear summer date. TIME: one date, "
+                f"or an interval for a {composite} composite; without TIME, {default}. "
+                "GetFeatureInfo gives the class code and name.")
+    threshold = _num(preset.effective_threshold, lang)
+    area_ha = _num(preset.min_area_ha, lang)
+    relative = preset.method == "relative"
+    if lang == "fr":
+        rule = (f"variation relative (après − avant) / |avant| au-delà de ±{threshold}"
+                if relative else f"différence après − avant au-delà de ±{threshold}")
+        return (f"Perte (rouge) ou gain (vert) de {preset.index} sur {area} entre la période "
+                f"de référence {preset.before} et la date ou la période TIME (par défaut "
+                f"{default}) : {rule} ; taches de moins de {area_ha} ha ignorées ; stable et "
+                "sans donnée transparents. Calculé à la demande depuis Copernicus Sentinel-2 "
+                f"niveau 2A, nuages masqués (SCL), composition {composite} d'une période.")
+    rule = (f"relative change (after − before) / |before| beyond ±{threshold}" if relative
+            else f"difference after − before beyond ±{threshold}")
+    return (f"{preset.index} loss (red) or gain (green) over {area} between the reference "
+            f"period {preset.before} and the TIME date or period (default {default}): "
+            f"{rule}; patches under {area_ha} ha dropped; stable and no data transparent. "
+            "Computed on demand from Copernicus Sentinel-2 Level-2A, clouds masked (SCL), "
+            f"{composite} composite of a period.")
 
 
 def _config_path() -> Path:
@@ -218,15 +436,110 @@ def time_info(source: AreaSource) -> TimeInfo:
     epsg = Counter(m.scene.epsg for m in matches).most_common(1)[0][0] if matches else None
     bands = frozenset.intersection(*(frozenset(m.scene.assets) for m in matches)) \
         if matches else frozenset()
-    info = TimeInfo(dates, default, epsg, bands)
+    info = TimeInfo(dates, default, epsg, bands,
+                    tuple(sorted({m.scene.date.isoformat() for m in clear})))
     with _LOCK:
         _TIME_CACHE[key] = info
     return info
 
 
+def _preset(kind: str, entry: Any) -> Preset:
+    """A preset from its configuration entry (``ValueError`` saying what is wrong)."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{kind}: expected a mapping, got {entry!r}")
+    text = {k: (str(v) if v is not None else None) for k, v in entry.items()}
+    if kind == "classification":
+        unknown = set(entry) - {"datetime"}
+        if unknown:
+            raise ValueError(f"classification: unknown key(s) {', '.join(sorted(unknown))}")
+        if text.get("datetime"):
+            parse_interval(text["datetime"])
+        return Preset("classification", datetime=text.get("datetime"))
+    unknown = set(entry) - {"index", "before", "after", "method", "threshold", "min_area_ha"}
+    if unknown:
+        raise ValueError(f"change: unknown key(s) {', '.join(sorted(unknown))}")
+    if not text.get("before") or not text.get("after"):
+        raise ValueError("change: give both before and after (a date or an interval each)")
+    before, after = parse_interval(text["before"]), parse_interval(text["after"])
+    if before.end is None or after.start is None or before.end >= after.start:
+        raise ValueError(f"change: before ({text['before']}) must end before after "
+                         f"({text['after']}) starts")
+    index = get_index(text.get("index") or "NDVI").name
+    method = text.get("method") or "difference"
+    if method not in METHODS:
+        raise ValueError(f"change: method must be one of {', '.join(METHODS)}")
+    threshold = float(entry["threshold"]) if entry.get("threshold") is not None else None
+    if threshold is not None and not threshold > 0:
+        raise ValueError("change: threshold must be positive")
+    min_area = float(entry.get("min_area_ha", 0.5))
+    if not min_area >= 0:
+        raise ValueError("change: min_area_ha must be zero or positive")
+    return Preset("change", index=index, before=text["before"], after=text["after"],
+                  method=method, threshold=threshold, min_area_ha=min_area)
+
+
+def presets(config: dict) -> dict[str, tuple[Preset, ...]]:
+    """Area name → its derived-product presets (classification first, then change), from the
+    ``products`` record provider's ``options.presets``.  A wrong entry is logged and left
+    out, so one typo does not take the WMS down."""
+    raw: dict = {}
+    for resource in (config.get("resources") or {}).values():
+        for provider in resource.get("providers") or []:
+            if provider.get("name") == PRODUCTS_PROVIDER:
+                raw = (provider.get("options") or {}).get("presets") or {}
+    found: dict[str, tuple[Preset, ...]] = {}
+    for area, entries in raw.items():
+        kept = []
+        for kind in ("classification", "change"):
+            if kind not in (entries or {}):
+                continue
+            try:
+                kept.append(_preset(kind, entries[kind]))
+            except (ValueError, TypeError, SentinelleError) as err:
+                LOGGER.warning("products preset %s/%s ignored: %s", area, kind, err)
+        found[str(area)] = tuple(kept)
+    return found
+
+
+def _in(text: str, dates: tuple[str, ...]) -> list[str]:
+    interval = parse_interval(text)
+    low = interval.start.date().isoformat() if interval.start else "0000"
+    high = interval.end.date().isoformat() if interval.end else "9999"
+    return [d for d in dates if low <= d <= high]
+
+
+def derived_time(preset: Preset, info: TimeInfo) -> TimeInfo | None:
+    """The time dimension of a derived layer, or None when the data cannot make it.
+
+    Classification: every date; default the latest clear date of the preset's ``datetime``
+    (else its latest date, else the area's default).  Change: the dates after the ``before``
+    period (TIME chooses the "after" date or period); default the latest clear date of the
+    preset's ``after`` (else its latest date); None when ``before`` holds no date or nothing
+    comes after it."""
+    if preset.kind == "classification":
+        chosen = _in(preset.datetime, info.dates) if preset.datetime else []
+        clear = [d for d in chosen if d in info.clear]
+        default = (clear or chosen or [info.default])[-1]
+        return TimeInfo(info.dates, default, info.native_epsg, info.bands, info.clear)
+    before = parse_interval(preset.before)
+    if not _in(preset.before, info.dates):
+        return None
+    end = before.end.date().isoformat()
+    dates = tuple(d for d in info.dates if d > end)
+    if not dates:
+        return None
+    chosen = _in(preset.after, dates)
+    clear = [d for d in chosen if d in info.clear]
+    default = (clear or chosen or [d for d in dates if d in info.clear] or list(dates))[-1]
+    return TimeInfo(dates, default, info.native_epsg, info.bands,
+                    tuple(d for d in info.clear if d in dates))
+
+
 def layers(config: dict | None = None) -> list[Layer]:
-    """Every WMS layer, grouped by area (true colour first, then the registry's indices)."""
+    """Every WMS layer, grouped by area (true colour first, then the registry's indices,
+    then the derived products of the area's presets)."""
     config = config if config is not None else load_config()
+    derived = presets(config)
     result = []
     for source in area_sources(config):
         try:
@@ -237,6 +550,12 @@ def layers(config: dict | None = None) -> list[Layer]:
         for name, spec in INDICES.items():
             if set(spec.bands) <= info.bands:
                 result.append(Layer(source, name, info))
+        for preset in derived.get(source.name, ()):
+            if not set(preset.bands) <= info.bands:
+                continue
+            time = derived_time(preset, info)
+            if time is not None:
+                result.append(Layer(source, None, time, preset))
     return result
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import pyogrio
 import pytest
 import requests
-from lxml import etree
+from lxml import etree, html
 
 pytestmark = pytest.mark.server
 
 FEATURES = ["bretagne-parcels", "bretagne-agri-parcels", "bretagne-communes",
             "bretagne-planning-zones", "guyane-parcels", "guyane-communes"]
-IMAGERY = ["bretagne-s2", "bretagne-ndvi", "guyane-s2", "guyane-ndvi", "sentinel-2-l2a"]
+IMAGERY = ["bretagne-s2", "bretagne-ndvi", "guyane-s2", "guyane-ndvi", "sentinel-2-l2a",
+           "products"]
 NS = {"gmd": "http://www.isotc211.org/2005/gmd", "gco": "http://www.isotc211.org/2005/gco",
       "gmx": "http://www.isotc211.org/2005/gmx", "srv": "http://www.isotc211.org/2005/srv",
       "xlink": "http://www.w3.org/1999/xlink"}
@@ -40,7 +41,7 @@ def links(document, rel):
 
 @pytest.fixture(scope="module")
 def iso_schema():
-    """ISO 19139 gmd + gmx schemas from a local pycsw copy, or None."""
+    """ISO 19139 gmd + gmx + srv schemas from a local pycsw copy, or None."""
     spec = importlib.util.find_spec("pycsw")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -52,6 +53,7 @@ def iso_schema():
         targetNamespace="urn:sentinelle:iso" elementFormDefault="qualified">
       <xs:import namespace="{NS['gmd']}" schemaLocation="{(root / 'gmd' / 'gmd.xsd').as_uri()}"/>
       <xs:import namespace="{NS['gmx']}" schemaLocation="{(root / 'gmx' / 'gmx.xsd').as_uri()}"/>
+      <xs:import namespace="{NS['srv']}" schemaLocation="{(root / 'srv' / 'srv.xsd').as_uri()}"/>
     </xs:schema>"""
     return etree.XMLSchema(etree.fromstring(wrapper.encode(), base_url=root.as_uri() + "/"))
 
@@ -79,8 +81,7 @@ def check_iso(content: bytes, identifier: str, schema) -> etree._Element:
     # conformity against an INSPIRE regulation
     assert root.xpath(".//gmd:DQ_DomainConsistency//gmd:specification//gmd:title/"
                       "gco:CharacterString/text()", namespaces=NS)[0].startswith("Règlement")
-    if schema is not None and root.find("gmd:identificationInfo/srv:SV_ServiceIdentification",
-                                        NS) is None:
+    if schema is not None:
         assert schema.validate(root), schema.error_log
     return root
 
@@ -156,14 +157,87 @@ def test_scene_records_link_their_iso_record(server, iso_schema):
                           namespaces=NS) == ["sentinel-2-l2a"]
 
 
-def test_service_record(server):
+def test_service_record(server, iso_schema):
     record = requests.get(f"{server.url}/metadata/sentinelle-wms.xml", timeout=60)
-    root = check_iso(record.content, "sentinelle-wms", None)
+    root = check_iso(record.content, "sentinelle-wms", iso_schema)
     service = root.find("gmd:identificationInfo/srv:SV_ServiceIdentification", NS)
     assert service.xpath("srv:serviceType/gco:LocalName/text()", namespaces=NS) == ["view"]
     coupled = service.xpath("srv:operatesOn/@xlink:href", namespaces=NS)
     assert f"{server.url}/metadata/bretagne-ndvi.xml" in coupled
     assert requests.get(coupled[0], timeout=60).status_code == 200
+
+
+def collections_document(server, how, lang="fr", encoding="gzip"):
+    """``/collections`` as JSON or HTML: its links and the response."""
+    headers = {"Accept-Language": lang, "Accept-Encoding": encoding}
+    response = requests.get(f"{server.url}/collections", params={"f": how}, headers=headers,
+                            timeout=120)
+    assert response.status_code == 200
+    if how == "json":
+        return response.json()["links"], response
+    page = html.fromstring(response.content)
+    found = [{"rel": a.get("rel"), "href": a.get("href"), "type": a.get("type"),
+              "hreflang": a.get("hreflang"), "title": a.text_content(),
+              **({"length": int(a.get("data-length"))} if a.get("data-length") else {})}
+             for a in page.xpath("//a[@rel]")]
+    return found, response
+
+
+@pytest.mark.parametrize("how, lang, encoding", [
+    ("json", "fr", "gzip"), ("json", "en", "identity"), ("html", "fr", "gzip"),
+    ("html", "en", "identity")])
+def test_collections_document_links(server, how, lang, encoding, iso_schema):
+    """INSPIRE download good practice on /collections itself: describedby (ISO XML),
+    license (200), enclosure (type, length, title, hreflang; HEAD gives the length)."""
+    found, response = collections_document(server, how, lang, encoding)
+    assert response.headers["Content-Language"].startswith(lang)
+    described = [link for link in found if link["rel"] == "describedby"]
+    assert {link["href"].rsplit("/", 1)[-1] for link in described} >= {
+        "sentinelle-api.xml", "sentinel-2-l2a.xml", "products.xml"}
+    for link in described:
+        assert link["type"] == "application/xml" and link["title"]
+        record = requests.get(link["href"], timeout=60)
+        assert record.status_code == 200
+        assert record.headers["Content-Type"].startswith("application/xml")
+        identifier = link["href"].rsplit("/", 1)[-1][:-4]
+        check_iso(record.content, identifier, iso_schema)
+    licences = [link for link in found if link["rel"] == "license"]
+    assert {link["href"].rsplit("/", 1)[-1] for link in licences} == {"etalab-2.0",
+                                                                      "copernicus"}
+    for link in licences:
+        page = requests.get(link["href"], timeout=60)
+        assert page.status_code == 200 and 'rel="license"' in page.text
+    enclosures = [link for link in found if link["rel"] == "enclosure"]
+    assert {link["href"].rsplit("/", 1)[-1] for link in enclosures} == {
+        f"{c}.gpkg" for c in FEATURES}
+    titles = {link["title"] for link in enclosures}
+    assert len(titles) == len(FEATURES)
+    assert all(("complète" in t) == (lang == "fr") for t in titles)
+    for link in enclosures:
+        assert link["type"] == GPKG and link["hreflang"] == "fr" and link["length"] > 0
+        head = requests.head(link["href"], timeout=60)
+        assert head.status_code == 200
+        assert int(head.headers["Content-Length"]) == link["length"]
+        assert head.headers["Content-Type"] == GPKG
+    if how == "json":  # pygeoapi's own links are kept, nothing twice
+        assert {link["rel"] for link in found} >= {"self", "alternate"}
+        pairs = [(link["rel"], link["href"]) for link in found]
+        assert len(pairs) == len(set(pairs))
+
+
+def test_download_service_record(server, iso_schema):
+    record = requests.get(f"{server.url}/metadata/sentinelle-api.xml", timeout=60)
+    root = check_iso(record.content, "sentinelle-api", iso_schema)
+    service = root.find("gmd:identificationInfo/srv:SV_ServiceIdentification", NS)
+    assert service.xpath("srv:serviceType/gco:LocalName/text()", namespaces=NS) == [
+        "download"]
+    assert "infoFeatureAccessService" in service.xpath(
+        ".//gmd:keyword/gco:CharacterString/text()", namespaces=NS)
+    coupled = service.xpath("srv:operatesOn/@xlink:href", namespaces=NS)
+    assert {href.rsplit("/", 1)[-1] for href in coupled} == {f"{c}.xml" for c in FEATURES}
+    operations = service.xpath(".//srv:connectPoint//gmd:URL/text()", namespaces=NS)
+    assert f"{server.url}/collections" in operations
+    assert requests.get(operations[-1], params={"f": "json"}, timeout=60).status_code == 200
 
 
 def test_unknown_record_is_404(server):

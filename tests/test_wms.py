@@ -1,6 +1,8 @@
 """WMS 1.3.0 at /wms: parameter validation (plain functions), then a real server read by real
 clients (OWSLib, GDAL's WMS driver through rasterio, requests).  Map colours and
-GetFeatureInfo values are checked against the OGC API Coverages NDVI of the same pixels.
+GetFeatureInfo values are checked against the OGC API Coverages NDVI of the same pixels, and
+tiles of one date (the tile fast path, ``sentinelle.catalog.tiles``) against rasterio/numpy
+reading the COGs directly, sequentially and under concurrent requests.
 
 No WMS 1.3.0 / INSPIRE view-service XSD ships in any PyPI, npm or Debian package reachable
 here (OWSLib, pycsw, ogc-schemas checked), so the capabilities are checked element by element.
@@ -43,6 +45,9 @@ WMS_NS = {"w": "http://www.opengis.net/wms", "xlink": "http://www.w3.org/1999/xl
 INDICES_SAMPLE = ("NDVI", "NDWI", "NDMI", "EVI", "SAVI")  # NBR needs swir22: not in the sample
 LAYERS = [f"{area}:{product}" for area in ("bretagne", "guyane")
           for product in ("OI.OrthoimageCoverage",) + INDICES_SAMPLE]
+#: derived products of the configuration's presets (tested in test_products.py)
+DERIVED_LAYERS = [f"{area}:{product}" for area in ("bretagne", "guyane")
+                  for product in ("LC.LandCoverRaster", "NDVI-change")]
 DATE = "2024-06-11"
 # ~2 km square east of Rennes, in Web Mercator and Lambert-93 (inside the sample area)
 BBOX_3857 = (-176400.0, 6125200.0, -174400.0, 6127200.0)
@@ -218,7 +223,7 @@ def test_capabilities_required_elements(server, capabilities):
         if layer.find("w:Name", ns) is None:
             continue
         name = layer.find("w:Name", ns).text
-        assert name in LAYERS
+        assert name in LAYERS + DERIVED_LAYERS
         for tag in ("Title", "Abstract", "KeywordList", "EX_GeographicBoundingBox",
                     "BoundingBox", "MetadataURL", "Style/w:LegendURL"):
             assert layer.find(f"w:{tag}", ns) is not None, (name, tag)
@@ -324,7 +329,7 @@ def test_gdal_wms_driver_reads_the_service(server):
         with rasterio.open(f"WMS:{server.url}/wms?SERVICE=WMS&VERSION=1.3.0"
                            "&REQUEST=GetCapabilities") as ds:
             subdatasets = list(ds.subdatasets)
-        assert len(subdatasets) == len(LAYERS)
+        assert len(subdatasets) == len(LAYERS) + len(DERIVED_LAYERS)
         name = next(s for s in subdatasets if "bretagne%3ANDVI" in s)
         with rasterio.open(name) as ds:
             assert ds.crs == CRS84 or ds.crs.to_string() == "OGC:CRS84"
@@ -397,3 +402,120 @@ def test_getfeatureinfo_point_outside_is_invalid_point(server):
                    INFO_FORMAT="application/json", I=64, J=3)
     root = etree.fromstring(response.content)
     assert root.find("ogc:ServiceException", WMS_NS).get("code") == "InvalidPoint"
+
+
+# --- the tile fast path, end to end --------------------------------------------------------------
+
+ORIGIN_3857 = 20037508.342789244
+#: SCL classes hidden by default: no data, defective, shadow, clouds (medium, high), cirrus, snow
+MASKED_SCL = (0, 1, 3, 8, 9, 10, 11)
+
+
+def _xyz_tile(lon: float, lat: float, z: int) -> tuple[float, float, float, float]:
+    n, size = 2 ** z, 2 * ORIGIN_3857 / 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n)
+    return (-ORIGIN_3857 + x * size, ORIGIN_3857 - (y + 1) * size,
+            -ORIGIN_3857 + (x + 1) * size, ORIGIN_3857 - y * size)
+
+
+def _getmap_tile(server, bounds, time, layer="bretagne:NDVI"):
+    response = wms(server, REQUEST="GetMap", VERSION="1.3.0", LAYERS=layer, STYLES="",
+                   CRS="EPSG:3857", BBOX=",".join(f"{v:.6f}" for v in bounds), WIDTH=256,
+                   HEIGHT=256, FORMAT="image/png", TRANSPARENT="TRUE", TIME=time)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/png", \
+        response.text[:300]
+    return response.content
+
+
+def _ndvi_tile_from_cogs(sample_dir, bounds, date, *, overview_level=None):
+    """NDVI of the Brittany scene of ``date`` on a 256 × 256 Web-Mercator tile, straight from
+    the COGs with rasterio and numpy: a WarpedVRT onto the tile pixels that cover the area
+    (average when the ground pixel is coarser than 10 m, nearest otherwise; SCL always
+    nearest), scale and offset from the item's ``raster:bands``, SCL mask, NaN outside the
+    area."""
+    import json
+
+    from rasterio.features import geometry_mask
+    from rasterio.vrt import WarpedVRT
+    from shapely.geometry import box, shape
+    from shapely.ops import transform as reproject_shape
+
+    folder = next((sample_dir / "catalog" / "sentinel-2-l2a").glob(
+        f"*_30UXU_{date.replace('-', '')}_*"))
+    item = json.loads((folder / f"{folder.name}.json").read_text())
+    areas = json.loads((sample_dir / "vectors" / "areas.geojson").read_text())
+    outline = shape(next(f["geometry"] for f in areas["features"]
+                         if f["properties"]["area"] == "bretagne"))
+    to_3857 = Transformer.from_crs("OGC:CRS84", "EPSG:3857", always_xy=True).transform
+    outline = reproject_shape(to_3857, outline)
+    minx, miny, maxx, maxy = bounds
+    tile = rasterio.Affine((maxx - minx) / 256, 0, minx, 0, -(maxy - miny) / 256, maxy)
+    # the tile pixels holding the area: the window that is read (GDAL's approximate warp
+    # depends slightly on the window, so the reference reads the same one)
+    px0, py0, px1, py1 = outline.intersection(box(*bounds)).bounds
+    col0, row0 = int(np.floor((px0 - minx) / tile.a)), int(np.floor((maxy - py1) / tile.a))
+    col1, row1 = int(np.ceil((px1 - minx) / tile.a)), int(np.ceil((maxy - py0) / tile.a))
+    width, height = col1 - col0, row1 - row0
+    window = tile * rasterio.Affine.translation(col0, row0)
+    lat = np.degrees(np.arctan(np.sinh((miny + maxy) / 2 / 6378137)))
+    ground = tile.a * np.cos(np.radians(lat))
+    averaged = rasterio.enums.Resampling.average if ground > 10.1 else \
+        rasterio.enums.Resampling.nearest
+
+    def read(band, resampling, level=None):
+        asset = item["assets"][band]
+        options = {} if level is None else {"overview_level": level}
+        dn = np.zeros((256, 256), dtype="uint16")
+        with rasterio.open(folder / asset["href"], **options) as src, \
+                WarpedVRT(src, crs="EPSG:3857", transform=window, width=width, height=height,
+                          resampling=resampling) as vrt:
+            dn[row0:row1, col0:col1] = vrt.read(1)
+        meta = asset["raster:bands"][0]
+        values = dn.astype("float32") * np.float32(meta.get("scale", 1)) + \
+            np.float32(meta.get("offset", 0))
+        return np.where(dn == meta.get("nodata", 0), np.nan, values), dn
+
+    red, _ = read("red", averaged, overview_level)
+    nir, _ = read("nir", averaged, overview_level)
+    _, scl = read("scl", rasterio.enums.Resampling.nearest)
+    ndvi = (nir - red) / (nir + red)
+    ndvi[np.isin(scl, MASKED_SCL)] = np.nan
+    inside = geometry_mask([outline], out_shape=(256, 256), transform=tile, invert=True)
+    ndvi[~inside] = np.nan
+    return ndvi
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("zoom, date, overview_level", [
+    (15, "2024-07-21", None),  # 10 m pixels read as they are, clouds masked
+    (13, "2024-06-11", None),  # ~13 m: averaged from the full resolution
+    (12, "2024-07-21", 0),     # ~26 m: averaged from the 20 m overview; cut by the area edge
+])
+def test_getmap_tiles_equal_rasterio_on_the_cogs(server, sample_dir, zoom, date,
+                                                 overview_level):
+    bounds = _xyz_tile(-1.585, 48.085, zoom)
+    got = np.asarray(Image.open(io.BytesIO(_getmap_tile(server, bounds, date))).convert("RGBA"))
+    ndvi = _ndvi_tile_from_cogs(sample_dir, bounds, date, overview_level=overview_level)
+    expected = colorize(ndvi, "ndvi")
+    shown = expected[..., 3] > 0
+    assert 0.2 < shown.mean()
+    assert (got[..., 3] == expected[..., 3]).mean() > 0.995
+    both = shown & (got[..., 3] > 0)
+    close = np.all(np.abs(got.astype(int) - expected.astype(int)) <= 1, axis=-1)
+    assert close[both].mean() > 0.99, close[both].mean()
+    if zoom == 15:  # a tile inside the area: what is transparent is cloud, as on the COGs
+        assert (got[..., 3] == 0).mean() > 0.01
+
+
+@pytest.mark.server
+def test_concurrent_getmaps_equal_sequential_ones(server):
+    import concurrent.futures
+
+    tiles = [_xyz_tile(-1.585 + 0.006 * k, 48.085 - 0.004 * (k % 3), 15 + k % 2)
+             for k in range(8)]
+    first = [_getmap_tile(server, bounds, "2024-07-21") for bounds in tiles]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        again = list(pool.map(lambda b: _getmap_tile(server, b, "2024-07-21"), tiles * 2))
+    assert again == first * 2
+    assert len(set(first)) == len(first)  # eight different tiles
