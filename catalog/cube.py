@@ -5,10 +5,20 @@ until computed).  Digital numbers stay integers until the last step, where each 
 scale and offset turn them into float32 reflectance with NaN for nodata.  SCL stays uint8 and
 is always resampled with nearest neighbour.  The pixel budget is checked before anything is
 read.
+
+Unreadable files: every file's header is opened first
+(:func:`~sentinelle.catalog.gdal.check_assets`, cached).  A scene with a missing or corrupt
+file fails the request with a 502 naming the file — or, with ``skip_unreadable``
+(composites, time series, cloud search), is left out like a fully cloudy date and listed in
+``attrs["skipped"]``, as long as another scene remains.  A slow or unreachable host is never
+skipped (504 / 503): that is a fault of the moment, not of the scene.  Damage found only
+while reading blocks (a truncated file whose header is intact) fails the request with a 502
+naming the file: leaving out part of a scene would pass its missing blocks off as clouds.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import dask.array as dsa
@@ -19,12 +29,14 @@ import stackstac
 import xarray as xr
 
 from sentinelle.catalog.area import Area, Grid
-from sentinelle.catalog.gdal import reader_env
+from sentinelle.catalog.gdal import CheckedReader, check_assets, reader_env, register_asset
 from sentinelle.catalog.overviews import ground_resolution, overview_href
 from sentinelle.catalog.presets import CLASS_BANDS
 from sentinelle.catalog.scenes import Scene
-from sentinelle.errors import InvalidInput, NoData, TooLarge
+from sentinelle.errors import AssetUnreadable, InvalidInput, NoData, SourceUnavailable, TooLarge
 from sentinelle.settings import Limits
+
+LOGGER = logging.getLogger(__name__)
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "average")
 
@@ -51,6 +63,9 @@ def _stack(scenes: Sequence[Scene], bands: list[str], grid: Grid, *, resampling:
 
     remote = any(scene.assets[b].is_remote for scene in scenes for b in bands)
     items = [scene.stac_item(bands) for scene in scenes]
+    for scene in scenes:
+        for band in bands:
+            register_asset(scene.assets[band].href, scene.id, band)
     if resampling != "nearest":  # averaging: read the overview that suits the output pixel
         for scene, item in zip(scenes, items):
             for band in bands:
@@ -72,6 +87,8 @@ def _stack(scenes: Sequence[Scene], bands: list[str], grid: Grid, *, resampling:
         chunksize=chunk_size,
         resampling=Resampling[resampling],
         gdal_env=reader_env(remote=remote),
+        errors_as_nodata=(),  # never a silent hole: unreadable files were dealt with before
+        reader=CheckedReader,
         sortby_date=False,
         properties=False,
         band_coords=False,
@@ -120,12 +137,39 @@ def _upsampled(scenes: Sequence[Scene], band: str, grid: Grid, coarse: Grid, fac
                         coords={"x": like["x"], "y": like["y"]})
 
 
+def readable_scenes(scenes: Sequence[Scene], bands: Sequence[str], *,
+                    skip_unreadable: bool = False) -> tuple[list[Scene], dict[str, str]]:
+    """The scenes whose files for ``bands`` all open, and ``{scene id: reason}`` for those
+    left out (see the module docstring); raises when a scene cannot be left out."""
+    errors = check_assets((scene.assets[band].href, scene.id, band)
+                          for scene in scenes for band in bands)
+    if not errors:
+        return list(scenes), {}
+    for error in errors.values():  # a slow or unreachable host: no scene is to blame
+        if not isinstance(error, AssetUnreadable):
+            raise error
+    broken: dict[str, SourceUnavailable] = {}
+    for scene in scenes:
+        for band in bands:
+            if (scene.id, band) in errors and scene.id not in broken:
+                broken[scene.id] = errors[(scene.id, band)]
+    kept = [scene for scene in scenes if scene.id not in broken]
+    if not skip_unreadable or not kept:
+        raise next(iter(broken.values()))
+    for scene_id, error in broken.items():
+        LOGGER.warning("scene %s left out: %s", scene_id, error)
+    return kept, {scene_id: str(error) for scene_id, error in broken.items()}
+
+
 def load_cube(scenes: Sequence[Scene], bands: Sequence[str], grid: Grid, *,
-              resampling: str = "nearest", limits: Limits | None = None) -> xr.Dataset:
+              resampling: str = "nearest", limits: Limits | None = None,
+              skip_unreadable: bool = False) -> xr.Dataset:
     """A lazy cube ``(time, y, x)`` per band on ``grid``, scenes sorted by date.
 
     Reflectance bands are float32 (DN × scale + offset, NaN where nodata); ``scl`` is uint8
-    (0 = no data).  ``time`` carries the scene ids in the ``id`` coordinate.
+    (0 = no data).  ``time`` carries the scene ids in the ``id`` coordinate.  A scene with a
+    missing or corrupt file raises :class:`AssetUnreadable` (502), or with ``skip_unreadable``
+    is left out (named in ``attrs["skipped"]``) while another scene remains.
     """
     limits = limits or Limits()
     bands = list(dict.fromkeys(bands))
@@ -144,6 +188,7 @@ def load_cube(scenes: Sequence[Scene], bands: Sequence[str], grid: Grid, *,
                 f"available: {', '.join(scene.assets)}"
             )
     check_budget(len(scenes), len(bands), grid, limits)
+    scenes, skipped = readable_scenes(scenes, bands, skip_unreadable=skip_unreadable)
 
     reflectance = [b for b in bands if b not in CLASS_BANDS]
     classes = [b for b in bands if b in CLASS_BANDS]
@@ -181,6 +226,7 @@ def load_cube(scenes: Sequence[Scene], bands: Sequence[str], grid: Grid, *,
                                dtype="datetime64[ns]")),
         id=("time", [s.id for s in scenes]),
     )
-    cube.attrs = {"crs": f"EPSG:{grid.epsg}", "resolution": grid.resolution}
+    cube.attrs = {"crs": f"EPSG:{grid.epsg}", "resolution": grid.resolution,
+                  "skipped": skipped}
     cube = cube.rio.write_crs(f"EPSG:{grid.epsg}").rio.write_transform(grid.transform)
     return cube

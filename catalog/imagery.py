@@ -81,7 +81,10 @@ def read_cube(catalog: Catalog, area: Area, interval: Interval | None, bands: It
     grid = Grid.from_area(area, out_crs, resolution, anchor=anchor)
     scenes = [m.scene for m in matches]
     cube = load_cube(scenes, bands + (["scl"] if mask or keep_scl else []), grid,
-                     resampling=resampling, limits=limits)
+                     resampling=resampling, limits=limits, skip_unreadable=True)
+    skipped = cube.attrs.get("skipped", {})  # scenes with a missing/corrupt file, left out
+    matches = [m for m in matches if m.scene.id not in skipped]
+    scenes = [m.scene for m in matches]
     if mask:
         cube = mask_clouds(cube, mask_classes)
     cube.attrs.update(
@@ -89,6 +92,7 @@ def read_cube(catalog: Catalog, area: Area, interval: Interval | None, bands: It
         scenes=[s.id for s in scenes],
         cloud_fractions={m.scene.id: round(m.cloud_fraction, 4) for m in matches},
         resolution=resolution,
+        skipped=skipped,
     )
     return cube.rio.write_crs(out_crs).rio.write_transform(grid.transform)
 
@@ -129,7 +133,7 @@ def read_imagery(catalog: Catalog, area: Area, interval: Interval | None, bands:
         inside = xr.DataArray(area_mask(area, grid), dims=("y", "x"))
         result = result.where(inside)
     result.attrs.update({key: cube.attrs[key] for key in
-                         ("dates", "scenes", "cloud_fractions", "resolution")})
+                         ("dates", "scenes", "cloud_fractions", "resolution", "skipped")})
     result.attrs["composite"] = method if len(scenes) > 1 else "none"
     return result.rio.write_crs(grid_crs).rio.write_transform(transform)
 

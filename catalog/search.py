@@ -58,11 +58,13 @@ def scl_grid(area: Area, epsg: int) -> Grid:
 
 def cloud_fractions(scenes: Sequence[Scene], area: Area, *,
                     classes: Iterable[int] = CLOUD_CLASSES,
-                    limits: Limits | None = None) -> dict[str, float | None]:
+                    limits: Limits | None = None,
+                    skip_unreadable: bool = False) -> dict[str, float | None]:
     """Scene id → share (0–1) of the area's observed pixels in ``classes``.
 
     ``None`` when the scene has no data over the area.  Scenes are grouped by UTM zone so each
-    group is read on its native grid.
+    group is read on its native grid.  With ``skip_unreadable``, scenes whose SCL file is
+    missing or corrupt are left out of the answer (see :func:`load_cube`).
     """
     limits = limits or Limits()
     classes = list(classes)
@@ -78,7 +80,8 @@ def cloud_fractions(scenes: Sequence[Scene], area: Area, *,
         budget = Limits(max_pixels=max(limits.max_pixels, grid.npixels * len(group)),
                         max_dates=max(limits.max_dates, len(group)),
                         chunk_size=limits.chunk_size)
-        scl = load_cube(group, ["scl"], grid, limits=budget)["scl"]
+        scl = load_cube(group, ["scl"], grid, limits=budget,
+                        skip_unreadable=skip_unreadable)["scl"]
         values = scl.values  # small: one uint8 plane per scene within CLOUD_PIXEL_BUDGET
         for index, scene_id in enumerate(scl["id"].values):
             out[str(scene_id)] = class_fraction(values[index], inside, classes)
@@ -99,10 +102,11 @@ def search(catalog: Catalog, area: Area, interval: Interval | None = None, *,
         raise TooLarge(
             f"more than {limits.max_search_items} scenes match; narrow the area or the dates"
         )
-    fractions = cloud_fractions(scenes, area, limits=limits) if scenes else {}
+    fractions = cloud_fractions(scenes, area, limits=limits, skip_unreadable=True) \
+        if scenes else {}
     matches = []
     for scene in scenes:
-        fraction = fractions[scene.id]
+        fraction = fractions.get(scene.id)  # absent: its SCL file is unreadable (logged)
         if fraction is None:
             continue
         if max_cloud is not None and fraction * 100 > max_cloud:

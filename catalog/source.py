@@ -22,9 +22,10 @@ import shapely
 
 from sentinelle.catalog.area import Area
 from sentinelle.catalog.dates import Interval
+from sentinelle.catalog.gdal import http_timeout
 from sentinelle.catalog.presets import Preset, get_preset, guess_preset
 from sentinelle.catalog.scenes import Scene, scene_from_item
-from sentinelle.errors import NotFound, SourceUnavailable
+from sentinelle.errors import NotFound, SourceUnavailable, UpstreamTimeout, UpstreamUnavailable
 
 
 class Catalog(ABC):
@@ -109,13 +110,42 @@ class StaticCatalog(Catalog):
             raise NotFound(f"no scene {scene_id!r} in the catalog") from None
 
 
+def api_error(err: BaseException, url: str, doing: str, timeout: float) -> SourceUnavailable:
+    """A failed request to a STAC API as the error the client should see: 503 when the API
+    cannot be reached, 504 when it did not answer within ``timeout`` seconds, 502 when it
+    answered with an error or something that is not STAC."""
+    import requests
+
+    chain, current = [], err
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    status = getattr(err, "status_code", None)
+    if any(isinstance(e, requests.Timeout) for e in chain):
+        return UpstreamTimeout(f"the STAC API {url} did not answer within {timeout:g} s "
+                               f"({doing}); try again later")
+    if any(isinstance(e, requests.ConnectionError) for e in chain):
+        return UpstreamUnavailable(f"the STAC API {url} is unavailable: it cannot be reached "
+                                   f"({doing}); try again later")
+    if status is not None:
+        return SourceUnavailable(f"the STAC API {url} answered HTTP {status} ({doing}); "
+                                 "try again later")
+    return SourceUnavailable(f"the STAC API {url} gave an unusable answer ({doing}): {err}")
+
+
 class StacApiCatalog(Catalog):
-    """A STAC API searched with pystac-client (Earth Search, CDSE, Planetary Computer, a hub)."""
+    """A STAC API searched with pystac-client (Earth Search, CDSE, Planetary Computer, a hub).
+
+    Every HTTP request gives up after ``timeout`` seconds (``SENTINELLE_HTTP_TIMEOUT``, 30;
+    connecting: at most 10) and is not retried after a timeout, so a slow API costs a request
+    one timeout, not pystac-client's default six.
+    """
 
     def __init__(self, url: str, preset: str = "earth-search", *,
-                 collections: Sequence[str] | None = None, timeout: float = 30.0):
+                 collections: Sequence[str] | None = None, timeout: float | None = None):
         self.url = url
-        self.timeout = timeout  # seconds per HTTP request: a slow upstream must not hang us
+        # seconds per HTTP request: a slow upstream must not hang us
+        self.timeout = http_timeout() if timeout is None else float(timeout)
         self.preset = get_preset(preset)
         self.collections = list(collections or [self.preset.collection])
         self._client = None
@@ -123,14 +153,23 @@ class StacApiCatalog(Catalog):
 
     def _open(self):
         import pystac_client
+        from pystac_client.stac_api_io import StacApiIO
+        from urllib3 import Retry
 
         with self._lock:
             if self._client is None:
+                # one quick retry of a refused connection, none after a timeout or an answer
+                # (read=False: a read timeout is raised as itself, not as a ConnectionError)
+                retry = Retry(total=1, connect=1, read=False, status=0, other=0,
+                              backoff_factor=0.2, raise_on_status=False)
+                timeout = (min(self.timeout, 10.0), self.timeout)  # (connect, read)
                 try:
-                    self._client = pystac_client.Client.open(self.url, timeout=self.timeout)
+                    # the timeout goes to open() too: it resets the StacApiIO's to its own
+                    self._client = pystac_client.Client.open(
+                        self.url, stac_io=StacApiIO(max_retries=retry), timeout=timeout)
                 except Exception as err:
-                    raise SourceUnavailable(f"the STAC API {self.url} is unavailable: {err}") \
-                        from err
+                    raise api_error(err, self.url, "opening its landing page",
+                                    self.timeout) from err
         return self._client
 
     def find(self, area=None, interval=None, *, limit=None):
@@ -145,7 +184,7 @@ class StacApiCatalog(Catalog):
         try:
             items = list(client.search(**kwargs).items_as_dicts())
         except Exception as err:
-            raise SourceUnavailable(f"search failed on the STAC API {self.url}: {err}") from err
+            raise api_error(err, self.url, "searching scenes", self.timeout) from err
         scenes = [scene_from_item(item, self.preset) for item in items]
         return sorted(scenes, key=lambda s: (s.datetime, s.id))
 
@@ -155,7 +194,8 @@ class StacApiCatalog(Catalog):
             items = list(client.search(collections=self.collections, ids=[scene_id],
                                        max_items=1).items_as_dicts())
         except Exception as err:
-            raise SourceUnavailable(f"search failed on the STAC API {self.url}: {err}") from err
+            raise api_error(err, self.url, f"looking up scene {scene_id}", self.timeout) \
+                from err
         if not items:
             raise NotFound(f"no scene {scene_id!r} in {self.url}")
         return scene_from_item(items[0], self.preset)

@@ -21,7 +21,11 @@ from sentinelle.errors import (
     NotFound,
     SentinelleError,
     SourceUnavailable,
+    StorageFull,
     TooLarge,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    most_specific,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -32,7 +36,10 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str]] = {
     InvalidInput: (HTTPStatus.BAD_REQUEST, "InvalidParameterValue"),
     NotFound: (HTTPStatus.NOT_FOUND, "NotFound"),
     NoData: (HTTPStatus.NOT_FOUND, "NoData"),
+    UpstreamTimeout: (HTTPStatus.GATEWAY_TIMEOUT, "NoApplicableCode"),
+    UpstreamUnavailable: (HTTPStatus.SERVICE_UNAVAILABLE, "NoApplicableCode"),
     SourceUnavailable: (HTTPStatus.BAD_GATEWAY, "NoApplicableCode"),
+    StorageFull: (HTTPStatus.INSUFFICIENT_STORAGE, "NoApplicableCode"),
     SentinelleError: (HTTPStatus.INTERNAL_SERVER_ERROR, "NoApplicableCode"),
     # plain validators raise ValueError (STYLE: "validators are plain functions")
     ValueError: (HTTPStatus.BAD_REQUEST, "InvalidParameterValue"),
@@ -55,7 +62,7 @@ def status_of(error: BaseException) -> tuple[int, str]:
     """(HTTP status, OGC code) of an exception, from the table (500 when unknown)."""
     if isinstance(error, ProcessorExecuteError):
         return int(error.http_status_code), error.ogc_exception_code
-    for cls in type(error).__mro__:
+    for cls in type(most_specific(error)).__mro__:
         if cls in ERROR_TABLE:
             status, code = ERROR_TABLE[cls]
             return int(status), code

@@ -34,6 +34,7 @@ cached catalog.
 from __future__ import annotations
 
 import functools
+import logging
 from collections import Counter
 from typing import Any
 
@@ -46,7 +47,7 @@ from sentinelle.catalog.composite import METHODS
 from sentinelle.catalog.imagery import read_imagery
 from sentinelle.catalog.source import Catalog, open_catalog
 from sentinelle.encode import to_cog
-from sentinelle.errors import InvalidInput, NoData, TooLarge
+from sentinelle.errors import InvalidInput, NoData, SourceUnavailable, TooLarge
 from sentinelle.providers.errors import provider_errors
 from sentinelle.rendering import (
     DEFAULT_MAX_CLOUD,
@@ -58,6 +59,8 @@ from sentinelle.rendering import (
     scenes_for,
 )
 from sentinelle.settings import Limits
+
+LOGGER = logging.getLogger(__name__)
 
 #: Band → (Sentinel-2 band, centre wavelength nm, French title, English title).
 BANDS: dict[str, tuple[str, int | None, str, str]] = {
@@ -204,13 +207,24 @@ class SentinelCoverageProvider(BaseProvider):
     @functools.cached_property
     def _coverage_properties(self) -> dict[str, Any]:
         with provider_errors():
-            return self._describe()
+            try:
+                return self._describe()
+            except SourceUnavailable as err:
+                # the catalog (an upstream STAC API) is down: describe the collection from
+                # its configuration, without dates, rather than fail the description
+                LOGGER.warning("%s described without its catalog: %s", self.collection.name, err)
+                return self._describe(offline=True)
 
-    def _describe(self) -> dict[str, Any]:
+    def _describe(self, *, offline: bool = False) -> dict[str, Any]:
         coll = self.collection
         area = coll.area
-        scenes = coll.catalog.find(area)
-        crs = coll.native_crs(area)
+        if offline:  # the area's UTM zone stands for the scenes'
+            lon, lat = area.to_crs(CRS84).geometry.centroid.coords[0]
+            scenes, crs = [], parse_crs((32600 if lat >= 0 else 32700)
+                                        + int((lon + 180) // 6) % 60 + 1)
+        else:
+            scenes = coll.catalog.find(area)
+            crs = coll.native_crs(area)
         grid = Grid.from_area(area, crs, coll.resolution)
         lonlat = [round(v, 6) for v in area.lonlat_bounds]
         dates = sorted({_iso(s.datetime) for s in scenes})
@@ -296,8 +310,12 @@ class SentinelCoverageProvider(BaseProvider):
         else:
             out_crs = parse_crs(Counter(s.epsg for s in scenes).most_common(1)[0][0])
         if bbox:  # the bbox's envelope in whole output pixels
-            part = request_area(bbox, bbox_crs, coll.area, name=coll.name, crs=out_crs,
-                                resolution=coll.resolution)
+            try:
+                part = request_area(bbox, bbox_crs, coll.area, name=coll.name, crs=out_crs,
+                                    resolution=coll.resolution)
+            except InvalidInput:  # a planet-wide bbox has no envelope in a UTM zone: use
+                part = request_area(list(part.bounds), part.crs, coll.area,  # its part here
+                                    name=coll.name, crs=out_crs, resolution=coll.resolution)
         grid = Grid.from_area(part, out_crs, coll.resolution)
         if format_ == "json":
             values = grid.npixels * len(names)
@@ -323,6 +341,8 @@ class SentinelCoverageProvider(BaseProvider):
             "scenes": list(data.attrs.get("scenes", [])),
             "composite": data.attrs.get("composite", "none"),
             "masked": mask,
+            # scenes left out because a file is missing or corrupt: {id: reason}
+            "skipped": dict(data.attrs.get("skipped") or {}),
         }
         transform = data.rio.transform()
         stamp = info["dates"][0] if len(info["dates"]) == 1 else \
@@ -346,6 +366,8 @@ class SentinelCoverageProvider(BaseProvider):
                        "scene classes"),
             "NODATA": "NaN",
         }
+        if info["skipped"]:
+            tags["SKIPPED_SCENES"] = ",".join(info["skipped"])
         return to_cog(stack, transform=transform, crs=crs, nodata=np.nan, descriptions=names,
                       scales=[1.0] * len(names), offsets=[0.0] * len(names), tags=tags)
 
@@ -385,7 +407,7 @@ class SentinelCoverageProvider(BaseProvider):
                 data_type = "float"
             ranges[name] = {"type": "NdArray", "dataType": data_type, "axisNames": ["y", "x"],
                             "shape": [height, width], "values": flat}
-        return {
+        coverage = {
             "type": "Coverage",
             "domain": {"type": "Domain", "domainType": "Grid", "axes": axes,
                        "referencing": referencing},
@@ -396,6 +418,9 @@ class SentinelCoverageProvider(BaseProvider):
             "sentinelle:composite": info["composite"],
             "sentinelle:cloudMasked": info["masked"],
         }
+        if info.get("skipped"):
+            coverage["sentinelle:skippedScenes"] = info["skipped"]
+        return coverage
 
     def __repr__(self):
         return f"<SentinelCoverageProvider> {self.collection.name}"

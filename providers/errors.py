@@ -30,7 +30,11 @@ from sentinelle.errors import (
     NotFound,
     SentinelleError,
     SourceUnavailable,
+    StorageFull,
     TooLarge,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    most_specific,
 )
 
 
@@ -40,20 +44,43 @@ class ProviderSourceUnavailableError(ProviderConnectionError):
     http_status_code = HTTPStatus.BAD_GATEWAY
 
 
+class ProviderUpstreamUnavailableError(ProviderSourceUnavailableError):
+    """An upstream server (STAC API, COG host) refuses connections: 503."""
+
+    http_status_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class ProviderUpstreamTimeoutError(ProviderSourceUnavailableError):
+    """An upstream server did not answer in time: 504."""
+
+    http_status_code = HTTPStatus.GATEWAY_TIMEOUT
+
+
+class ProviderStorageFullError(ProviderGenericError):
+    """The results disk is full: 507."""
+
+    http_status_code = HTTPStatus.INSUFFICIENT_STORAGE
+
+
 #: (our class, pygeoapi class), most specific first.
 ERROR_TABLE: tuple[tuple[type[SentinelleError], type[ProviderGenericError]], ...] = (
     (TooLarge, ProviderRequestEntityTooLargeError),  # 413
     (InvalidInput, ProviderInvalidQueryError),  # 400
     (NotFound, ProviderItemNotFoundError),  # 404
     (NoData, ProviderItemNotFoundError),  # 404, see the module docstring
-    (SourceUnavailable, ProviderSourceUnavailableError),  # 502
+    (UpstreamTimeout, ProviderUpstreamTimeoutError),  # 504
+    (UpstreamUnavailable, ProviderUpstreamUnavailableError),  # 503
+    (SourceUnavailable, ProviderSourceUnavailableError),  # 502 (AssetUnreadable too)
+    (StorageFull, ProviderStorageFullError),  # 507
 )
 
 
 def to_provider_error(err: SentinelleError) -> ProviderGenericError:
-    """The pygeoapi error for one of ours, with our message for the user."""
+    """The pygeoapi error for one of ours, with our message for the user (the status of
+    the most specific error it was raised from, see :func:`most_specific`)."""
+    specific = most_specific(err)
     for ours, theirs in ERROR_TABLE:
-        if isinstance(err, ours):
+        if isinstance(specific, ours):
             return theirs(str(err), user_msg=str(err))
     return ProviderGenericError(str(err), user_msg=str(err))
 

@@ -50,3 +50,42 @@ class SourceUnavailable(SentinelleError, OSError):
 
     http_status = HTTPStatus.BAD_GATEWAY
     ogc_code = "NoApplicableCode"
+
+
+class AssetUnreadable(SourceUnavailable):
+    """One file of a scene is missing, truncated or not a GeoTIFF (a fault of the data, not of
+    the request): 502, naming the file and the scene so that an operator can replace it."""
+
+    def __init__(self, message: str, *, href: str | None = None, scene: str | None = None,
+                 band: str | None = None):
+        super().__init__(message)
+        self.href, self.scene, self.band = href, scene, band
+
+
+class UpstreamUnavailable(SourceUnavailable):
+    """An upstream server (STAC API, COG host) refuses connections: 503, try again later."""
+
+    http_status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class UpstreamTimeout(SourceUnavailable):
+    """An upstream server did not answer within the configured timeout: 504."""
+
+    http_status = HTTPStatus.GATEWAY_TIMEOUT
+
+
+class StorageFull(SentinelleError, OSError):
+    """The results folder has no space left (or the quota is reached): 507."""
+
+    http_status = HTTPStatus.INSUFFICIENT_STORAGE
+
+
+def most_specific(err: BaseException) -> BaseException:
+    """``err``, or the more specific Sentinelle error it was raised from: an adapter that
+    re-raises ``SourceUnavailable("…") from UpstreamTimeout(…)`` must still answer 504."""
+    best, current, seen = err, err.__cause__, 0
+    while current is not None and seen < 10:
+        if isinstance(current, type(best)) and type(current) is not type(best):
+            best = current
+        current, seen = current.__cause__, seen + 1
+    return best

@@ -18,7 +18,7 @@ import requests
 
 from sentinelle.catalog import Area, Grid, load_cube, parse_interval, search
 from sentinelle.catalog.source import StacApiCatalog, StaticCatalog
-from sentinelle.errors import NotFound, SourceUnavailable
+from sentinelle.errors import NotFound, SourceUnavailable, UpstreamUnavailable
 from tests.conftest import free_port
 
 
@@ -90,5 +90,11 @@ def test_api_errors_are_clear(stac_api):
     with pytest.raises(NotFound, match="S2X_nope"):
         StacApiCatalog(stac_api, "earth-search").get("S2X_nope")
     down = StacApiCatalog(f"http://127.0.0.1:{free_port()}", "earth-search")
-    with pytest.raises(SourceUnavailable, match="unavailable"):
+    with pytest.raises(UpstreamUnavailable, match="unavailable") as caught:
         down.find(Area.from_bbox([-1.6, 48.08, -1.5, 48.12]))
+    assert isinstance(caught.value, SourceUnavailable) and caught.value.http_status == 503
+    # a server answering an error: 502 with its status
+    broken = StacApiCatalog(f"{stac_api}/no-such-api", "earth-search")
+    with pytest.raises(SourceUnavailable, match="answered HTTP 404") as caught:
+        broken.find(Area.from_bbox([-1.6, 48.08, -1.5, 48.12]))
+    assert caught.value.http_status == 502
