@@ -376,8 +376,13 @@ class DaskJobRunner:
 
     @staticmethod
     def _safe(function: Callable, *args) -> None:
+        from sentinelle.processes.jobstore import JobStoreUnavailable
+
         try:
             function(*args)
+        except JobStoreUnavailable as err:  # said once per call, without a traceback
+            LOGGER.warning("job bookkeeping skipped (%s): %s",
+                           getattr(function, "__name__", ""), err.detail)
         except Exception:
             LOGGER.exception("job bookkeeping failed (%s)", getattr(function, "__name__", ""))
 

@@ -13,18 +13,31 @@ functions (installed once by :func:`install`, from ``sentinelle.server.create_ap
   JSON results are JSON unless HTML is asked for (pygeoapi: HTML without ``?f=json``, which
   OWSLib does not send).
 
+* ``subscriber`` URLs are checked before anything runs (:mod:`.callbacks`): a URL that is
+  not allowed (internal address, scheme, host outside the allow-list) is a 400 naming it.
+* The job database down (:class:`~.jobstore.JobStoreUnavailable`): every job endpoint
+  answers 503 with the reason and ``Retry-After`` (pygeoapi: a 500 or a hang).
+
 Only active when the configured manager is :class:`~.manager.SentinelleManager`.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from http import HTTPStatus
 
 from pygeoapi.process.base import JobNotFoundError
 from pygeoapi.util import JobStatus, to_json
 
-from sentinelle.processes.manager import LIST_FILTER, SentinelleManager, status_info
+from sentinelle.processes.callbacks import check_subscriber
+from sentinelle.processes.jobstore import JobStoreUnavailable
+from sentinelle.processes.manager import (
+    LIST_FILTER,
+    UNRECORDED,
+    SentinelleManager,
+    status_info,
+)
 
 STATUSES = tuple(s.value for s in JobStatus)
 
@@ -48,8 +61,48 @@ def _is_html(request) -> bool:
     return request.format == "html"
 
 
+def _store_guard(wrapper):
+    """Answer 503 + ``Retry-After`` when the job database cannot be reached."""
+    @functools.wraps(wrapper)
+    def guarded(original, api, request, *args):
+        try:
+            return wrapper(original, api, request, *args)
+        except JobStoreUnavailable as err:
+            error = err
+        # answered outside the except block: pygeoapi would log a traceback per request
+        headers = _headers(api, request)
+        headers["Retry-After"] = str(error.retry_after)
+        return api.get_exception(HTTPStatus.SERVICE_UNAVAILABLE, headers, request.format,
+                                 "NoApplicableCode", str(error))
+    return guarded
+
+
+def _subscriber(request):
+    """The ``subscriber`` member of an execute request (``None`` if the body is not JSON:
+    pygeoapi reports that itself)."""
+    data = request.data or b""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if b"subscriber" not in data:  # large inline zones: parse them once, in pygeoapi
+        return None
+    try:
+        body = json.loads(data)
+    except (ValueError, TypeError):
+        return None
+    return body.get("subscriber") if isinstance(body, dict) else None
+
+
+@_store_guard
 def execute_process(original, api, request, process_id):
+    if _ours(api):
+        try:
+            check_subscriber(_subscriber(request))
+        except ValueError as err:
+            return api.get_exception(HTTPStatus.BAD_REQUEST, _headers(api, request),
+                                     request.format, "InvalidParameterValue", str(err))
     headers, status, content = original(api, request, process_id)
+    if headers.pop(UNRECORDED, None):  # ran without a record: no job to point at
+        headers.pop("Location", None)
     if status != HTTPStatus.CREATED or not _ours(api) or "Location" not in headers:
         return headers, status, content
     job_id = headers["Location"].rstrip("/").rsplit("/", 1)[-1]
@@ -61,6 +114,7 @@ def execute_process(original, api, request, process_id):
     return headers, status, to_json(status_info(job, api.base_url), api.pretty_print)
 
 
+@_store_guard
 def get_jobs(original, api, request, job_id=None):
     if not _ours(api):
         return original(api, request, job_id)
@@ -123,6 +177,7 @@ def get_jobs(original, api, request, job_id=None):
     return headers, HTTPStatus.OK, to_json(body, api.pretty_print)
 
 
+@_store_guard
 def get_job_result(original, api, request, job_id):
     if not _ours(api):
         return original(api, request, job_id)
@@ -151,12 +206,17 @@ def get_job_result(original, api, request, job_id):
     return original(api, request, job_id)
 
 
+@_store_guard
+def delete_job(original, api, request, job_id):
+    return original(api, request, job_id)
+
+
 def install() -> None:
     """Wrap pygeoapi's job API functions (idempotent)."""
     from pygeoapi.api import processes
 
     for name, wrapper in (("execute_process", execute_process), ("get_jobs", get_jobs),
-                          ("get_job_result", get_job_result)):
+                          ("get_job_result", get_job_result), ("delete_job", delete_job)):
         original = getattr(processes, name)
         if getattr(original, "sentinelle_patched", False):
             continue

@@ -2,9 +2,17 @@
 
 A record is a flat dict with pygeoapi's job fields — ``type``, ``identifier``, ``process_id``,
 ``created``, ``started``, ``finished``, ``updated`` (RFC 3339 strings, UTC), ``status``,
-``location`` (result file), ``mimetype``, ``message``, ``progress`` (0–100) — plus two of
+``location`` (result file), ``mimetype``, ``message``, ``progress`` (0–100) — plus three of
 ours: ``owner`` (``host:pid`` of the server process that runs the job, so that a restarted
-server can tell orphans from its siblings' jobs) and ``http_status`` (of a failed job's error).
+server can tell orphans from its siblings' jobs), ``http_status`` (of a failed job's error) and
+``principal`` (who submitted it when access control is on: ``key:<id>`` or
+``oidc:<issuer>|<sub>``, never a secret; ``NULL`` for anonymous jobs).  Reads can be limited to
+one principal (:data:`ANY` = no limit), so that a caller only ever sees their own jobs.
+
+A store that cannot be reached raises :class:`JobStoreUnavailable` (HTTP 503) within a bounded
+time (``SENTINELLE_JOBS_DB_TIMEOUT``, 5 s: connection, each statement, waiting for the
+connection's lock), and then fails fast for 5 s (``retry_after``, the ``Retry-After`` clients
+get) instead of queueing every request behind a dead database.
 
 PostgreSQL: ``SENTINELLE_JOBS_DB=postgresql://user:password@host:5432/db`` (libpq URL).  The
 table (``SENTINELLE_JOBS_TABLE``, default ``jobs``) is created when missing::
@@ -19,17 +27,21 @@ table (``SENTINELLE_JOBS_TABLE``, default ``jobs``) is created when missing::
         location    text, mimetype text, message text,
         progress    integer NOT NULL DEFAULT 0,
         owner       text,                   -- ours
-        http_status integer                 -- ours
+        http_status integer,                -- ours
+        principal   text                    -- ours
     );
 
 The first twelve columns are those of pygeoapi's own ``PostgreSQLManager`` table, so an
-existing pygeoapi ``jobs`` table is reused (the two extra columns are added to it).
+existing pygeoapi ``jobs`` table is reused (the extra columns are added to it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -37,10 +49,44 @@ from typing import Any, Iterable, Sequence
 from pygeoapi.process.base import JobNotFoundError
 from pygeoapi.util import DATETIME_FORMAT
 
+from sentinelle.errors import SentinelleError
+
 COLUMNS = ("type", "identifier", "process_id", "created", "started", "finished", "updated",
-           "status", "location", "mimetype", "message", "progress", "owner", "http_status")
+           "status", "location", "mimetype", "message", "progress", "owner", "http_status",
+           "principal")
 TIMES = ("created", "started", "finished", "updated")
 ACTIVE = ("accepted", "running")
+#: default bound (seconds) on reaching the job database (``SENTINELLE_JOBS_DB_TIMEOUT``)
+DEFAULT_TIMEOUT = 5.0
+#: seconds a store that just failed answers "unavailable" at once before trying again
+DEFAULT_RETRY = 5.0
+
+
+class _Any:
+    def __repr__(self):
+        return "ANY"
+
+
+#: ``principal=ANY``: every job, whoever submitted it (server bookkeeping, access off)
+ANY = _Any()
+
+
+class JobStoreUnavailable(SentinelleError, OSError):
+    """The job database cannot be reached: 503, with the seconds to wait (``Retry-After``)."""
+
+    http_status = 503
+    ogc_code = "NoApplicableCode"
+
+    def __init__(self, detail: str, retry_after: int = 5):
+        self.retry_after = max(1, int(retry_after))
+        self.detail = detail
+        super().__init__(
+            f"La base des traitements est injoignable ; réessayez dans {self.retry_after} s. "
+            f"/ The job database cannot be reached ({detail}); retry in {self.retry_after} s.")
+
+
+def _matches(job: dict, principal: Any) -> bool:
+    return principal is ANY or job.get("principal") == principal
 
 
 def now() -> str:
@@ -60,14 +106,15 @@ class JobStore:
         ``True`` when a record was changed."""
         raise NotImplementedError
 
-    def get(self, job_id: str) -> dict:
-        """The record; raises pygeoapi's ``JobNotFoundError``."""
+    def get(self, job_id: str, *, principal: Any = ANY) -> dict:
+        """The record (only if ``principal`` submitted it); raises pygeoapi's
+        ``JobNotFoundError`` — the same for another principal's job as for none."""
         raise NotImplementedError
 
     def list(self, *, status: Iterable[str] | None = None,
              process_ids: Iterable[str] | None = None, limit: int | None = None,
-             offset: int = 0) -> tuple[list[dict], int]:
-        """(records newest first, number matched)."""
+             offset: int = 0, principal: Any = ANY) -> tuple[list[dict], int]:
+        """(records newest first, number matched), of ``principal`` only unless ``ANY``."""
         raise NotImplementedError
 
     def delete(self, job_id: str) -> bool:
@@ -79,22 +126,73 @@ class JobStore:
 
 # --- TinyDB ------------------------------------------------------------------------------
 
-class TinyDBJobStore(JobStore):
-    """One JSON file, locked per operation (several server processes may share it)."""
+class _AtomicJSONStorage:
+    """TinyDB storage that replaces the file in one step (temporary file + rename): a server
+    killed while writing leaves the previous version, never a file cut or with a longer
+    version's tail (TinyDB's own storage rewrites the file in place).  A file damaged that
+    way by an older version is read up to the end of its JSON document."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, **_ignored):
         self.path = Path(path)
+
+    def read(self):
+        import json
+
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        if not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                data, end = json.JSONDecoder().raw_decode(text)
+            except json.JSONDecodeError as err:
+                raise JobStoreUnavailable(f"{self.path} is not valid JSON ({err}); restore "
+                                          "it or move it away") from err
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%s: %d characters after the JSON document ignored (a write was "
+                "interrupted); the next write repairs the file", self.path, len(text) - end)
+            return data
+
+    def write(self, data) -> None:
+        import json
+
+        temporary = self.path.with_name(
+            f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def close(self) -> None:
+        pass
+
+
+class TinyDBJobStore(JobStore):
+    """One JSON file, locked per operation (several server processes may share it),
+    replaced atomically on every write."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 60.0):
+        self.path = Path(path)
+        self.timeout = float(timeout)
         self._thread_lock = threading.RLock()
 
     @contextlib.contextmanager
     def _db(self):
         import tinydb
-        from filelock import FileLock
+        from filelock import FileLock, Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._thread_lock, FileLock(f"{self.path}.lock", timeout=60):
-            with tinydb.TinyDB(self.path) as db:
-                yield db
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._thread_lock, FileLock(f"{self.path}.lock", timeout=self.timeout):
+                with tinydb.TinyDB(self.path, storage=_AtomicJSONStorage) as db:
+                    yield db
+        except Timeout as err:
+            raise JobStoreUnavailable(f"{self.path} stayed locked for {self.timeout:.0f} s",
+                                      retry_after=5) from err
 
     def add(self, job: dict) -> None:
         with self._db() as db:
@@ -109,18 +207,22 @@ class TinyDBJobStore(JobStore):
         with self._db() as db:
             return bool(db.update(dict(fields), query))
 
-    def get(self, job_id) -> dict:
+    def get(self, job_id, *, principal=ANY) -> dict:
         import tinydb
 
         with self._db() as db:
             found = db.search(tinydb.where("identifier") == job_id)
         if not found:
             raise JobNotFoundError()
-        return {**{c: None for c in COLUMNS}, **found[0]}
+        job = {**{c: None for c in COLUMNS}, **found[0]}
+        if not _matches(job, principal):
+            raise JobNotFoundError()
+        return job
 
-    def list(self, *, status=None, process_ids=None, limit=None, offset=0):
+    def list(self, *, status=None, process_ids=None, limit=None, offset=0, principal=ANY):
         with self._db() as db:
             jobs = [{**{c: None for c in COLUMNS}, **j} for j in db.all()]
+        jobs = [j for j in jobs if _matches(j, principal)]
         if status:
             wanted = set(status)
             jobs = [j for j in jobs if j["status"] in wanted]
@@ -145,20 +247,46 @@ class TinyDBJobStore(JobStore):
 
 class PostgresJobStore(JobStore):
     """psycopg 3, one autocommit connection per store guarded by a lock, reconnected when
-    it breaks (a database restart does not take the server down)."""
+    it breaks (a database restart does not take the server down).
 
-    def __init__(self, url: str, table: str = "jobs"):
+    Every call is bounded by ``timeout`` seconds: to get the connection's lock, to connect
+    (``connect_timeout``), and per statement — a watchdog shuts the socket down when the
+    server stops answering mid-statement (a hung or partitioned database never hangs a
+    request thread).  After a failure, calls fail at once for ``retry_after`` seconds."""
+
+    def __init__(self, url: str, table: str = "jobs", *, timeout: float | None = None,
+                 retry_after: float | None = None):
         if not table.replace("_", "").isalnum():
             raise ValueError(f"job table name must be alphanumeric, got {table!r}")
         self.url = url
         self.table = table
+        if timeout is None:
+            timeout = float(os.environ.get("SENTINELLE_JOBS_DB_TIMEOUT") or DEFAULT_TIMEOUT)
+        self.timeout = max(2.0, float(timeout))  # libpq's connect_timeout floor
+        self.retry_after = max(1.0, float(DEFAULT_RETRY if retry_after is None
+                                          else retry_after))
         self._lock = threading.RLock()
         self._conn = None
+        self._down_until = 0.0
+        self._down_reason = ""
 
     def _connect(self):
         import psycopg
 
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        conn = psycopg.connect(self.url, autocommit=True,
+                               connect_timeout=max(2, round(self.timeout)))
+        try:
+            with self._deadline(conn) as fired:
+                self._create(conn)
+        except BaseException as err:
+            with contextlib.suppress(Exception):
+                conn.close()
+            if fired:
+                raise psycopg.errors.ConnectionTimeout("no answer") from err
+            raise
+        return conn
+
+    def _create(self, conn) -> None:
         conn.execute("SET TIME ZONE 'UTC'")
         t = self.table
         conn.execute(f"""
@@ -173,26 +301,76 @@ class PostgresJobStore(JobStore):
                 progress integer NOT NULL DEFAULT 0)""")
         conn.execute(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS owner text")
         conn.execute(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS http_status integer")
+        conn.execute(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS principal text")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {t}_status_idx ON {t} (status)")
-        return conn
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {t}_principal_idx ON {t} (principal)")
+
+    @contextlib.contextmanager
+    def _deadline(self, conn):
+        """Shut the connection's socket down if the block lasts more than ``timeout``: the
+        blocked read then fails with ``OperationalError`` instead of waiting forever.
+        Yields a list that holds ``True`` once the watchdog fired."""
+        guard = threading.Lock()
+        done, fired = [False], []
+
+        def cut():
+            with guard:
+                if done[0]:
+                    return
+                fired.append(True)
+                with contextlib.suppress(OSError, ValueError):
+                    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+                        sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(self.timeout, cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield fired
+        finally:
+            with guard:
+                done[0] = True
+            timer.cancel()
+
+    def _unavailable(self, detail: str) -> JobStoreUnavailable:
+        return JobStoreUnavailable(detail, retry_after=round(self.retry_after))
 
     def _execute(self, sql: str, params: Sequence[Any] = ()):
         import psycopg
 
-        with self._lock:
+        if time.monotonic() < self._down_until:
+            raise self._unavailable(self._down_reason)
+        if not self._lock.acquire(timeout=self.timeout):
+            raise self._unavailable(f"no answer within {self.timeout:.0f} s")
+        try:
+            if time.monotonic() < self._down_until:  # it failed while we waited
+                raise self._unavailable(self._down_reason)
             for attempt in (1, 2):
-                if self._conn is None or self._conn.closed:
-                    self._conn = self._connect()
+                fresh = self._conn is None or self._conn.closed
+                fired: list = []
                 try:
-                    cursor = self._conn.execute(sql, params)
-                    rows = cursor.fetchall() if cursor.description else None
+                    if fresh:
+                        self._conn = self._connect()
+                    with self._deadline(self._conn) as fired:
+                        cursor = self._conn.execute(sql, params)
+                        rows = cursor.fetchall() if cursor.description else None
                     return rows, cursor.rowcount
-                except psycopg.OperationalError:
-                    with contextlib.suppress(Exception):
-                        self._conn.close()
+                except psycopg.OperationalError as err:
+                    if self._conn is not None:
+                        with contextlib.suppress(Exception):
+                            self._conn.close()
                     self._conn = None
-                    if attempt == 2:
-                        raise
+                    # a connection that broke while idle (database restarted) gets one more
+                    # try on a new one; a failed connection or a timeout does not
+                    if fresh or fired or attempt == 2:
+                        timed_out = fired or isinstance(err, psycopg.errors.ConnectionTimeout)
+                        reason = (f"no answer within {self.timeout:.0f} s" if timed_out
+                                  else (str(err).strip().splitlines() or [type(err).__name__])[0])
+                        self._down_reason = reason
+                        self._down_until = time.monotonic() + self.retry_after
+                        raise self._unavailable(reason) from err
+        finally:
+            self._lock.release()
 
     @staticmethod
     def _to_db(fields: dict) -> dict:
@@ -236,15 +414,24 @@ class PostgresJobStore(JobStore):
         _, count = self._execute(sql, params)
         return count > 0
 
-    def get(self, job_id):
+    def get(self, job_id, *, principal=ANY):
         rows, _ = self._execute(
             f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE identifier = %s", [job_id])
         if not rows:
             raise JobNotFoundError()
-        return self._from_db(rows[0])
+        job = self._from_db(rows[0])
+        if not _matches(job, principal):
+            raise JobNotFoundError()
+        return job
 
-    def list(self, *, status=None, process_ids=None, limit=None, offset=0):
+    def list(self, *, status=None, process_ids=None, limit=None, offset=0, principal=ANY):
         where, params = [], []
+        if principal is not ANY:
+            if principal is None:
+                where.append("principal IS NULL")
+            else:
+                where.append("principal = %s")
+                params.append(principal)
         if status:
             where.append("status = ANY(%s)")
             params.append(list(status))
@@ -287,5 +474,5 @@ def open_store(connection: str | Path, *, table: str = "jobs") -> JobStore:
     return TinyDBJobStore(text)
 
 
-__all__ = ["ACTIVE", "COLUMNS", "JobStore", "PostgresJobStore", "TinyDBJobStore", "now",
-           "open_store"]
+__all__ = ["ACTIVE", "ANY", "COLUMNS", "JobStore", "JobStoreUnavailable", "PostgresJobStore",
+           "TinyDBJobStore", "now", "open_store"]

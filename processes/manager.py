@@ -38,6 +38,20 @@ process).
 
 ``SENTINELLE_RESULTS`` overrides ``output_dir`` (the results folder).
 
+**Access control** (:mod:`sentinelle.access`): each job records its ``principal`` (who
+submitted it); while a request runs, :data:`JOB_SCOPE` holds the caller's principal and every
+read (``GET /jobs``, ``/jobs/{id}``, results, ``DELETE``) only sees that principal's jobs —
+another caller's job is "not found".  Outside requests (Dask bookkeeping, the restart sweep)
+and with access control off, the scope is :data:`~.jobstore.ANY`.
+
+**Job database down** (:class:`~.jobstore.JobStoreUnavailable`): asynchronous executions and
+job reads fail with 503; synchronous executions still run, their record kept in memory for
+the request (the answer has no ``Location`` then); the end of a job that finishes meanwhile is
+recorded when the database is back.
+
+**Callbacks** (``subscriber``) only go to URLs :mod:`.callbacks` allows (checked when the job is
+submitted and again before each call), with timeouts and without following redirects.
+
 ``"response": "document"`` works with binary outputs: pygeoapi wraps the output in
 ``{"outputs": [...]}`` and then fails to serialise bytes, so bytes become a qualified value
 ``{"id", "mediaType", "encoding": "base64", "value"}`` first.
@@ -54,6 +68,7 @@ import mimetypes
 import os
 import socket
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -62,10 +77,25 @@ from typing import Any, Optional
 
 from pygeoapi.process.base import BaseProcessor, JobResultNotFoundError
 from pygeoapi.process.manager.base import BaseManager
-from pygeoapi.util import DATETIME_FORMAT, JobStatus, RequestedResponse, Subscriber
+from pygeoapi.util import (
+    DATETIME_FORMAT,
+    JobStatus,
+    ProcessExecutionMode,
+    RequestedProcessExecutionMode,
+    RequestedResponse,
+    Subscriber,
+)
 
-from sentinelle.processes.errors import to_process_error
-from sentinelle.processes.jobstore import ACTIVE, JobStore, now, open_store
+from sentinelle.encode import FULL, check_room, storage_full, write_result
+from sentinelle.processes.errors import status_of, to_process_error
+from sentinelle.processes.jobstore import (
+    ACTIVE,
+    ANY,
+    JobStore,
+    JobStoreUnavailable,
+    now,
+    open_store,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -79,6 +109,21 @@ JSON_TYPES = ("application/json", "application/ld+json")
 #: list function, which does not pass them to the manager
 LIST_FILTER: contextvars.ContextVar[dict] = contextvars.ContextVar(
     "sentinelle_jobs_filter", default={})
+
+#: the principal whose jobs the current request may see and creates (set by
+#: :mod:`sentinelle.access` for each request; ``ANY``: access control off or no request)
+JOB_SCOPE: contextvars.ContextVar[Any] = contextvars.ContextVar("sentinelle_job_scope",
+                                                                default=ANY)
+
+#: response header by which the manager tells :mod:`.jobs_api` that a synchronous execution
+#: could not be recorded (the job database was down): its ``Location`` leads nowhere
+UNRECORDED = "X-Sentinelle-Unrecorded"
+
+#: state of the synchronous execution running in this context (``None``: not one)
+_SYNC: contextvars.ContextVar[dict | None] = contextvars.ContextVar("sentinelle_sync_job",
+                                                                   default=None)
+#: seconds between two attempts at recording the end of a job while the database is down
+DEFERRED_RETRY = 2.0
 
 
 def owner_id() -> str:
@@ -98,6 +143,15 @@ def document_value(processor: BaseProcessor, mimetype: str, outputs: Any) -> tup
         "id": output_id, "mediaType": mimetype, "encoding": "base64",
         "value": base64.b64encode(outputs).decode("ascii"),
     }
+
+
+def _size(outputs: Any) -> int:
+    """Bytes pygeoapi will write for a synchronous result (its JSON is indented by 4)."""
+    if isinstance(outputs, bytes):
+        return len(outputs)
+    if isinstance(outputs, str):
+        return len(outputs.encode("utf-8"))
+    return len(json.dumps(outputs, sort_keys=True, indent=4, default=str).encode("utf-8"))
 
 
 def status_info(job: dict, base_url: str | None = None) -> dict:
@@ -179,8 +233,14 @@ class SentinelleManager(BaseManager):
         super().__init__(manager_def)
         self.is_async = True
         self.supports_subscribing = True
+        self._born = now()  # jobs of our pid created since are ours (see _orphan_reason)
         if os.environ.get("SENTINELLE_RESULTS"):
             self.output_dir = Path(os.environ["SENTINELLE_RESULTS"])
+        if self.output_dir is not None:  # pygeoapi writes synchronous results there too
+            try:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                LOGGER.warning("results folder %s cannot be created: %s", self.output_dir, err)
         self.jobs_db = _setting(manager_def, "jobs_db", "SENTINELLE_JOBS_DB", None)
         self.jobs_table = _setting(manager_def, "jobs_table", "SENTINELLE_JOBS_TABLE", "jobs")
         self.scheduler_address = _setting(manager_def, "dask_scheduler",
@@ -203,6 +263,9 @@ class SentinelleManager(BaseManager):
         self._lock = threading.RLock()
         self._progress: dict[str, int] = {}
         self._notifier: ThreadPoolExecutor | None = None
+        self._deferred: list[tuple[str, dict, Any, float]] = []
+        self._deferred_thread: threading.Thread | None = None
+        self._swept = False
         _MANAGERS.add(self)
 
     # --- plumbing (lazy: pygeoapi builds managers for the OpenAPI document too) ----------
@@ -211,9 +274,15 @@ class SentinelleManager(BaseManager):
     def store(self) -> JobStore:
         with self._lock:
             if self._store is None:
-                store = open_store(self.jobs_db or self.connection, table=self.jobs_table)
-                self._store = store
-                self.sweep()
+                self._store = open_store(self.jobs_db or self.connection,
+                                         table=self.jobs_table)
+            if not self._swept:
+                self._swept = True
+                try:
+                    self.sweep()
+                except JobStoreUnavailable as err:  # swept again at the next heartbeat
+                    self._swept = False
+                    LOGGER.warning("job database unavailable at start: %s", err.detail)
             return self._store
 
     @property
@@ -267,7 +336,10 @@ class SentinelleManager(BaseManager):
         if not owner or not pid.isdigit():
             return f"the job has no running server process ({restart})"
         if host == HOST:
-            if int(pid) == os.getpid() or not _pid_alive(int(pid)):
+            # our own pid: ours (queued, being submitted, synchronous) unless a former process
+            # with the same pid left it before we started (containers: pid 1)
+            mine = int(pid) == os.getpid() and _age(job.get("created")) < _age(self._born)
+            if not mine and (int(pid) == os.getpid() or not _pid_alive(int(pid))):
                 return f"the server process running the job ({owner}) is gone: {restart}"
             return None
         if _age(job.get("updated")) > self.stale_after:
@@ -289,26 +361,58 @@ class SentinelleManager(BaseManager):
         filters = LIST_FILTER.get()
         statuses = [status.value] if status is not None else filters.get("status")
         jobs, matched = self.store.list(status=statuses, process_ids=filters.get("processID"),
-                                        limit=limit, offset=offset or 0)
+                                        limit=limit, offset=offset or 0,
+                                        principal=JOB_SCOPE.get())
         for job in jobs:  # pygeoapi's HTML list sorts on "started"
             job["started"] = job["started"] or job["created"]
         return {"jobs": jobs, "numberMatched": matched}
 
     def list_jobs(self, *, status=None, process_ids=None, limit=None, offset=0):
         return self.store.list(status=status, process_ids=process_ids, limit=limit,
-                               offset=offset)
+                               offset=offset, principal=JOB_SCOPE.get())
 
     def add_job(self, job_metadata: dict) -> str:
+        scope = JOB_SCOPE.get()
         job = dict(job_metadata, owner=owner_id(), started=None, progress=0,
-                   message="Job accepted", http_status=None)
-        self.store.add(job)
+                   message="Job accepted", http_status=None,
+                   principal=None if scope is ANY else scope)
+        sync = _SYNC.get()
+        if sync is not None:
+            sync["job_id"] = job["identifier"]
+        try:
+            self.store.add(job)
+        except JobStoreUnavailable as err:
+            if sync is None:
+                raise
+            # a synchronous execution answers by itself: run it without a record
+            LOGGER.warning("job %s runs unrecorded: %s", job["identifier"], err.detail)
+            sync["detached"] = job
         return job["identifier"]
 
+    def _detached(self, job_id: str) -> dict | None:
+        sync = _SYNC.get()
+        job = sync.get("detached") if sync else None
+        return job if job is not None and job["identifier"] == job_id else None
+
     def update_job(self, job_id: str, update_dict: dict) -> bool:
-        return self.store.update(job_id, update_dict)
+        detached = self._detached(job_id)
+        if detached is not None:
+            detached.update(update_dict)
+            return True
+        try:
+            return self.store.update(job_id, update_dict)
+        except JobStoreUnavailable as err:
+            if _SYNC.get() is None:
+                raise
+            # the synchronous answer matters more than its record
+            LOGGER.warning("job %s: update not recorded: %s", job_id, err.detail)
+            return False
 
     def get_job(self, job_id: str) -> dict:
-        return self.store.get(job_id)
+        detached = self._detached(job_id)
+        if detached is not None:
+            return dict(detached)
+        return self.store.get(job_id, principal=JOB_SCOPE.get())
 
     def get_job_result(self, job_id: str):
         job = self.get_job(job_id)
@@ -361,6 +465,31 @@ class SentinelleManager(BaseManager):
             except FileNotFoundError:
                 pass
 
+    # --- execution ---------------------------------------------------------------------------
+
+    def _runs_async(self, process_id: str, execution_mode) -> bool:
+        """What pygeoapi's ``execute_process`` will choose (its rule, repeated here)."""
+        if execution_mode != RequestedProcessExecutionMode.respond_async or not self.is_async:
+            return False
+        options = self.get_processor(process_id).metadata.get("jobControlOptions", [])
+        return ProcessExecutionMode.async_execute.value in options
+
+    def execute_process(self, process_id, data_dict, execution_mode=None,
+                        requested_outputs=None, subscriber=None, requested_response=RAW):
+        sync = None if self._runs_async(process_id, execution_mode) else {}
+        token = _SYNC.set(sync)
+        try:
+            result = super().execute_process(
+                process_id, data_dict, execution_mode=execution_mode,
+                requested_outputs=requested_outputs, subscriber=subscriber,
+                requested_response=requested_response)
+        finally:
+            _SYNC.reset(token)
+        if sync and sync.get("detached") is not None:
+            job_id, mimetype, outputs, status, headers = result
+            result = job_id, mimetype, outputs, status, {**(headers or {}), UNRECORDED: "1"}
+        return result
+
     # --- synchronous execution ---------------------------------------------------------------
 
     def _run(self, p: BaseProcessor, job_id: str, data_dict: dict,
@@ -372,11 +501,16 @@ class SentinelleManager(BaseManager):
         def recording_execute(data, *args, **kwargs):
             try:
                 mimetype, outputs = execute(data, *args, **kwargs)
+                if requested_response == DOCUMENT:
+                    mimetype, outputs = document_value(p, mimetype, outputs)
+                if self.output_dir is not None:  # pygeoapi stores sync results too: room?
+                    check_room(self.output_dir, _size(outputs))
             except Exception as err:
                 errors.append(to_process_error(err))
                 raise errors[-1] from err
-            if requested_response == DOCUMENT:
-                return document_value(p, mimetype, outputs)
+            sync = _SYNC.get()
+            if sync is not None:
+                sync["mimetype"] = mimetype
             return mimetype, outputs
 
         stamp = now()
@@ -388,6 +522,11 @@ class SentinelleManager(BaseManager):
                 p, job_id, data_dict, requested_outputs, subscriber, requested_response)
         finally:
             p.execute = execute
+        if status == JobStatus.failed and not errors and self.output_dir is not None:
+            # the disk filled up while pygeoapi wrote the result: no half file, a 507
+            (self.output_dir / f"{p.metadata['id']}-{job_id}").unlink(missing_ok=True)
+            if any(f"[Errno {n}]" in str(outputs) for n in FULL):
+                errors.append(to_process_error(storage_full(self.output_dir)))
         if status == JobStatus.failed and errors:
             error = errors[-1]
             self.update_job(job_id, {"message": f"{error.ogc_exception_code}: {error.message}",
@@ -453,73 +592,166 @@ class SentinelleManager(BaseManager):
         self._progress.pop(spec.job_id, None)
         location = None
         if self.output_dir is not None:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
             extension = mimetypes.guess_extension(mimetype.split(";")[0].strip()) or ""
             if "geo+json" in mimetype:
                 extension = ".geojson"
             location = self.output_dir / f"{spec.process_id}-{spec.job_id}{extension}"
-            if isinstance(outputs, bytes):
-                location.write_bytes(outputs)
-            elif isinstance(outputs, str):
-                location.write_text(outputs, encoding="utf-8")
-            else:
-                location.write_text(json.dumps(outputs, sort_keys=True), encoding="utf-8")
+            payload = outputs if isinstance(outputs, (bytes, str)) else \
+                json.dumps(outputs, sort_keys=True)
+            try:  # a full disk fails the job with a 507, leaving no half file behind
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                write_result(location, payload)
+            except OSError as err:
+                error = to_process_error(err)
+                self.job_failed(spec, *status_of(error), error.message)
+                return
         stamp = now()
-        done = self.store.update(spec.job_id, {
+        path = None if location is None else str(location)
+
+        def recorded(done: bool) -> None:
+            if not done:  # dismissed meanwhile
+                self._remove_result(path)
+                return
+            self._notify(spec.subscriber, "success_uri", spec.job_id, (mimetype, outputs))
+
+        self._record_end(spec.job_id, {
             "status": JobStatus.successful.value, "progress": 100, "message": "Job complete",
-            "finished": stamp, "updated": stamp, "mimetype": mimetype,
-            "location": None if location is None else str(location)}, only_if_status=ACTIVE)
-        if not done:  # dismissed meanwhile
-            self._remove_result(None if location is None else str(location))
-            return
-        self._notify(spec.subscriber, "success_uri", spec.job_id, (mimetype, outputs))
+            "finished": stamp, "updated": stamp, "mimetype": mimetype, "location": path},
+            recorded)
 
     def job_failed(self, spec, status: int, code: str, message: str) -> None:
         self._progress.pop(spec.job_id, None)
-        if self.store.update(spec.job_id, self._failure(status, code, message),
-                             only_if_status=ACTIVE):
-            self._notify(spec.subscriber, "failed_uri", spec.job_id)
+
+        def recorded(done: bool) -> None:
+            if done:
+                self._notify(spec.subscriber, "failed_uri", spec.job_id)
+
+        self._record_end(spec.job_id, self._failure(status, code, message), recorded)
 
     def job_cancelled(self, spec) -> None:
         self._progress.pop(spec.job_id, None)
         stamp = now()
-        self.store.update(spec.job_id, {
+        self._record_end(spec.job_id, {
             "status": JobStatus.dismissed.value, "finished": stamp, "updated": stamp,
-            "message": "Job dismissed: its computation was cancelled"}, only_if_status=ACTIVE)
+            "message": "Job dismissed: its computation was cancelled"}, None)
+
+    def _record_end(self, job_id: str, fields: dict, then) -> None:
+        """Record how a job ended (only if still active), then call ``then(done)``; while the
+        database is down, keep trying every :data:`DEFERRED_RETRY` seconds (for at most
+        ``stale_after``)."""
+        try:
+            done = self.store.update(job_id, fields, only_if_status=ACTIVE)
+        except JobStoreUnavailable as err:
+            LOGGER.warning("job %s ended; recorded when the database is back (%s)", job_id,
+                           err.detail)
+            with self._lock:
+                self._deferred.append((job_id, fields, then, time.monotonic()))
+                if self._deferred_thread is None or not self._deferred_thread.is_alive():
+                    self._deferred_thread = threading.Thread(
+                        target=self._flush_deferred, daemon=True,
+                        name="sentinelle-jobs-deferred")
+                    self._deferred_thread.start()
+            return
+        if then is not None:
+            then(done)
+
+    def _flush_deferred(self) -> None:
+        while True:
+            time.sleep(DEFERRED_RETRY)
+            with self._lock:
+                pending, self._deferred = self._deferred, []
+                if not pending:
+                    self._deferred_thread = None
+                    return
+            for n, (job_id, fields, then, since) in enumerate(pending):
+                try:
+                    done = self.store.update(job_id, fields, only_if_status=ACTIVE)
+                except JobStoreUnavailable:
+                    keep = pending[n:]
+                    if time.monotonic() - since >= self.stale_after:
+                        LOGGER.error("job %s: its end could not be recorded within %.0f s",
+                                     job_id, self.stale_after)
+                        keep = pending[n + 1:]
+                    with self._lock:
+                        self._deferred[:0] = keep
+                    break
+                except Exception:  # pragma: no cover - keep the others going
+                    LOGGER.exception("recording the end of job %s failed", job_id)
+                    continue
+                if then is not None:
+                    try:
+                        then(done)
+                    except Exception:  # pragma: no cover
+                        LOGGER.exception("after recording job %s", job_id)
 
     def heartbeat(self, job_ids: list[str]) -> None:
         stamp = now()
         for job_id in job_ids:
             self.store.update(job_id, {"updated": stamp}, only_if_status=ACTIVE)
         self.sweep()
+        self._swept = True
 
     # --- subscriber callbacks --------------------------------------------------------------
 
-    def _notify(self, subscriber: Subscriber | None, which: str, job_id: str,
-                result: tuple[str, Any] | None = None) -> None:
+    def _notify(self, subscriber: Subscriber | None, which: str, job_id: str | None,
+                result: tuple[str, Any] | None = None, status: dict | None = None) -> None:
         uri = getattr(subscriber, which, None) if subscriber else None
         if not uri:
             return
         with self._lock:
             if self._notifier is None:
                 self._notifier = ThreadPoolExecutor(2, thread_name_prefix="sentinelle-notify")
-        self._notifier.submit(self._post, uri, job_id, result)
+        self._notifier.submit(self._post, uri, job_id, result, status)
 
-    def _post(self, uri: str, job_id: str, result: tuple[str, Any] | None) -> None:
+    # pygeoapi's synchronous handler posts from the request thread, without a timeout and
+    # without checking the URL: the same checked background calls as asynchronous jobs
+    def _sync_status(self) -> tuple[str | None, None, dict | None]:
+        job_id = (_SYNC.get() or {}).get("job_id")
+        try:
+            info = status_info(self.get_job(job_id), os.environ.get("SENTINELLE_URL"))
+        except Exception:
+            info = {"jobID": job_id}
+        return job_id, None, info
+
+    def _send_in_progress_notification(self, subscriber):
+        self._notify(subscriber, "in_progress_uri", *self._sync_status())
+
+    def _send_success_notification(self, subscriber, outputs):
+        sync = _SYNC.get() or {}
+        mimetype = sync.get("mimetype") or ("application/octet-stream"
+                                            if isinstance(outputs, bytes) else
+                                            "application/json")
+        self._notify(subscriber, "success_uri", sync.get("job_id"), (mimetype, outputs))
+
+    def _send_failed_notification(self, subscriber):
+        self._notify(subscriber, "failed_uri", *self._sync_status())
+
+    def _post(self, uri: str, job_id: str | None, result: tuple[str, Any] | None,
+              status: dict | None = None) -> None:
         import requests
 
+        from sentinelle.processes.callbacks import check_url
+
+        try:
+            check_url(uri)  # again: the name may resolve elsewhere by now
+        except ValueError as err:
+            LOGGER.warning("callback %s for job %s refused: %s", uri, job_id, err)
+            return
         try:
             base = os.environ.get("SENTINELLE_URL")
             if result is None:
-                response = requests.post(uri, json=status_info(self.get_job(job_id), base),
-                                         timeout=10)
+                if status is None:
+                    status = status_info(self.store.get(job_id), base)
+                response = requests.post(uri, json=status, timeout=10, allow_redirects=False)
             else:
                 mimetype, outputs = result
                 if isinstance(outputs, (bytes, str)):
                     response = requests.post(uri, data=outputs, timeout=30,
-                                             headers={"Content-Type": mimetype})
+                                             headers={"Content-Type": mimetype},
+                                             allow_redirects=False)
                 else:
-                    response = requests.post(uri, json=outputs, timeout=30)
+                    response = requests.post(uri, json=outputs, timeout=30,
+                                             allow_redirects=False)
             LOGGER.info("callback %s for job %s: HTTP %s", uri, job_id, response.status_code)
         except Exception as err:
             LOGGER.warning("callback %s for job %s failed: %s", uri, job_id, err)
@@ -528,5 +760,5 @@ class SentinelleManager(BaseManager):
         return f"<SentinelleManager> {self.jobs_db and 'postgresql' or self.connection}"
 
 
-__all__ = ["DOCUMENT", "LIST_FILTER", "RAW", "SentinelleManager", "document_value",
-           "status_info"]
+__all__ = ["DOCUMENT", "JOB_SCOPE", "LIST_FILTER", "RAW", "UNRECORDED", "SentinelleManager",
+           "document_value", "status_info"]

@@ -4,14 +4,22 @@ gunicorn, the Containerfile, compose, nginx and the Kubernetes manifests."""
 
 from __future__ import annotations
 
+import http.server
 import importlib.metadata
+import json
 import os
 import re
 import runpy
+import shutil
+import socket
+import subprocess
+import threading
+import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 import pytest
+import requests
 import yaml
 
 from tests.conftest import REPO
@@ -234,3 +242,150 @@ def test_readme_sizes_both_regions():
     assert "## Sizing" in text and "Brittany" in text and "French Guiana" in text
     for name in ("SENTINELLE_JOBS_DB", "DASK_SCHEDULER_ADDRESS", "SENTINELLE_JOBS_MAX_RUNNING"):
         assert name in text
+
+
+# --- reverse proxy and access control (issue 10) ------------------------------------------------
+
+def test_access_example_is_a_valid_policy(tmp_path, monkeypatch):
+    from sentinelle.access import Policy
+
+    config = yaml.safe_load((DEPLOY / "access.example.yml").read_text())
+    secret = tmp_path / "key"
+    secret.write_text("guyane-" + "x" * 24)
+    for entry in config["api_keys"]:
+        if "file" in entry:
+            entry["file"] = str(secret)
+    monkeypatch.setenv("SENTINELLE_KEY_REGION_BRETAGNE", "bretagne-" + "y" * 24)
+    config["oidc"]["issuer"] = "https://sso.example.fr/realms/sdi"
+    policy = Policy.from_dict(config)
+    assert policy.rule("spectral-index").open
+    assert policy.rule("change-detection").keys == ("ddtm-35", "region-bretagne")
+    assert policy.rule("classification").scopes == ("sentinelle:classify",)
+    assert policy.rule("zonal-statistics").methods == ("api-key", "oidc")
+    assert policy.oidc.algorithms == ("RS256", "ES256")
+    assert "SENTINELLE_ACCESS_CONFIG" in known_variables()
+    text = (DEPLOY / "reverse-proxy.md").read_text()
+    for topic in ("TLS", "SENTINELLE_URL", "X-Forwarded", "client_max_body_size",
+                  "proxy_read_timeout", "limit_req", "Authorization", "oauth2-proxy",
+                  "geOrchestra", "dashboard", "SENTINELLE_ACCESS_CONFIG"):
+        assert topic in text, topic
+
+
+def test_nginx_rate_limits_and_passes_credentials(nginx):
+    zones = dict(re.findall(r"limit_req_zone \$binary_remote_addr zone=(\w+):\w+ "
+                            r"rate=(\d+r/s);", nginx))
+    # INSPIRE: view services 20 requests/s, download services 10 requests/s
+    assert zones["sentinelle_view"] == "20r/s" and zones["sentinelle_download"] == "10r/s"
+    assert "limit_req_status 429;" in nginx
+    locations = dict((p.strip(), b) for p, b in re.findall(r"location ([^{]+)\{([^}]*)\}",
+                                                           nginx))
+    for path, body in locations.items():
+        if path != "/vendor/":
+            assert "limit_req zone=" in body, f"location {path} is not rate-limited"
+    execute = next(b for p, b in locations.items() if "execution" in p)
+    assert "zone=sentinelle_execute" in execute and "proxy_cache " not in execute
+    assert not re.search(r"proxy_set_header\s+(Authorization|X-API-Key)", nginx, re.I)
+    assert "underscores_in_headers" not in nginx
+    for header in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"):
+        assert f"proxy_set_header {header}" in nginx
+
+
+class _Echo:
+    """An upstream that answers with the headers it received (as JSON)."""
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def running_nginx(nginx, tmp_path):
+    """deploy/nginx.conf in a real nginx (Debian's, when installed) before an echo upstream."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                       else None)
+    if binary is None or not Path("/etc/nginx/mime.types").exists():
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    echo = _Echo()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    text = (nginx.replace("server sentinelle:5000;", f"server 127.0.0.1:{echo.port};")
+            .replace("listen 80;", f"listen 127.0.0.1:{port};")
+            .replace("/var/cache/nginx/sentinelle", str(tmp_path / "cache"))
+            .replace("worker_processes auto;", "worker_processes 1;"))
+    if os.geteuid() == 0:  # workers would run as nobody, unable to write the tmp folders
+        text = "user root;\n" + text
+    text = text.replace("http {", f"http {{\n    access_log {tmp_path}/access.log;\n"
+                                  f"    client_body_temp_path {tmp_path}/body;\n"
+                                  f"    proxy_temp_path {tmp_path}/proxy;", 1)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    process = subprocess.Popen([binary, "-c", str(conf), "-e", str(tmp_path / "error.log"),
+                                "-g", f"daemon off; pid {tmp_path}/nginx.pid;"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            requests.get(f"{url}/conformance", timeout=2)
+            break
+        except requests.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                echo.close()
+                error = (tmp_path / "error.log").read_text() if \
+                    (tmp_path / "error.log").exists() else ""
+                pytest.fail(f"nginx did not start: {error}")
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+    echo.close()
+
+
+def test_nginx_in_front(running_nginx):
+    url = running_nginx
+    # credentials reach Sentinelle unchanged, with the forwarded headers
+    seen = requests.get(f"{url}/jobs", headers={"Authorization": "Bearer abc.def.ghi",
+                                                "X-API-Key": "k-123"}, timeout=10).json()
+    assert seen["authorization"] == "Bearer abc.def.ghi" and seen["x-api-key"] == "k-123"
+    assert seen["x-forwarded-proto"] == "http" and seen["x-forwarded-for"] == "127.0.0.1"
+    # maps are cached, jobs are not
+    first = requests.get(f"{url}/collections/x/map?bbox=1,2,3,4", timeout=10)
+    second = requests.get(f"{url}/collections/x/map?bbox=1,2,3,4", timeout=10)
+    assert (first.headers["X-Cache-Status"], second.headers["X-Cache-Status"]) == \
+        ("MISS", "HIT")
+    assert "X-Cache-Status" not in requests.get(f"{url}/jobs", timeout=10).headers
+    # executions: 2 r/s with a burst of 10, then 429
+    codes = [requests.post(f"{url}/processes/p/execution", json={}, timeout=10).status_code
+             for _ in range(16)]
+    assert codes[:11] == [200] * 11 and 429 in codes[11:]
+    # a body over client_max_body_size (50m) is refused before reaching Sentinelle
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST /processes/p/execution HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 60000000\r\n\r\n")
+        assert sock.recv(100).split(b" ")[1] == b"413"
