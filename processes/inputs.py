@@ -74,9 +74,14 @@ def about(name: str) -> Iterator[None]:
     except SentinelleError as err:
         if str(err).startswith(f"{name}:"):
             raise
-        raise type(err)(f"{name}: {err}") from err
+        raise type(err)(_capped(f"{name}: {err}")) from err
     except ValueError as err:
-        raise InvalidInput(f"{name}: {err}") from err
+        raise InvalidInput(_capped(f"{name}: {err}")) from err
+
+
+def _capped(message: str, limit: int = 1000) -> str:
+    """Messages quote the values they refuse: a 100 kB value must not come back whole."""
+    return message if len(message) <= limit else message[:limit - 1] + "…"
 
 
 # --- schema validation -----------------------------------------------------------------------
@@ -92,7 +97,9 @@ def _message(name: str, error: jsonschema.ValidationError, schema: Mapping) -> s
         return (f"{name}: {_short(error.instance)} is not an accepted form; "
                 f"use {' or '.join(choices)}")
     where = "".join(f"[{p!r}]" for p in error.absolute_path)
-    return f"{name}{where}: {error.message}"
+    # jsonschema quotes the whole value: a 100,000-character string would come back whole
+    message = error.message.replace(repr(error.instance), _short(error.instance))
+    return f"{name}{where}: {message}"
 
 
 def validate_inputs(data: Any, inputs: Mapping[str, Mapping]) -> dict:
@@ -244,8 +251,43 @@ def feature_area(collection: str, identifier: Any, config: Mapping | None = None
         return Area(geometry, parse_crs(crs))
 
 
+def check_lonlat(bounds: tuple[float, float, float, float], what: str) -> None:
+    """Longitudes within ±180 and latitudes within ±90 (GeoJSON order: longitude first)."""
+    minx, miny, maxx, maxy = bounds
+    if not all(math.isfinite(v) for v in bounds):
+        raise InvalidInput(f"coordinates of {what} are not all finite numbers")
+    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise InvalidInput(
+            f"coordinates of {what} are out of range (longitudes {minx:g} … {maxx:g}, latitudes "
+            f"{miny:g} … {maxy:g}): in CRS84 longitude comes first and lies within [-180, 180], "
+            "latitude within [-90, 90]; give \"crs\" if the coordinates are projected")
+
+
+def check_polygon(geometry: Any, *, geographic: bool = True) -> None:
+    """A polygon sent as an area must be valid and have an area.
+
+    An invalid polygon (a self-intersecting "bow tie", a ring that folds back) is refused
+    rather than repaired: ``make_valid`` keeps *a* valid shape, not necessarily the area the
+    user meant, and a whole analysis would silently run on it.  (Zones, by contrast, are
+    repaired one by one with a warning in the result, see ``sentinelle.analysis.zones``.)
+    """
+    import shapely
+
+    if geographic:
+        check_lonlat(tuple(geometry.bounds), "the polygon")
+    if not geometry.is_valid:
+        raise InvalidInput(
+            f"the polygon is not valid ({shapely.is_valid_reason(geometry)}); it is not "
+            "repaired automatically because the repaired shape may not be the area you meant: "
+            "fix it (QGIS \"Fix geometries\", PostGIS ST_MakeValid) and send it again")
+    if geometry.area <= 0:
+        raise InvalidInput("the polygon has zero area; send a polygon that encloses the area")
+
+
 def parse_area(value: Any, *, config: Mapping | None = None, name: str = "area") -> Area:
     """An :class:`Area` from any accepted form (see ``AREA_SCHEMA``); validated values only."""
+    import shapely.geometry
+
     with about(name):
         if isinstance(value, (list, tuple)):
             return Area.from_bbox(value)
@@ -255,7 +297,27 @@ def parse_area(value: Any, *, config: Mapping | None = None, name: str = "area")
             return feature_area(str(value["collection"]), value["id"], config, name)
         if "bbox" in value:
             return Area.from_bbox(value["bbox"], value.get("crs") or "OGC:CRS84")
+        geojson = value.get("geometry") if value.get("type") == "Feature" else value
+        try:
+            geometry = shapely.geometry.shape(geojson)
+        except Exception:  # Area.from_geojson words the error
+            geometry = None
+        if geometry is not None and not geometry.is_empty \
+                and geometry.geom_type in ("Polygon", "MultiPolygon"):
+            check_polygon(geometry)
         return Area.from_geojson(value)
+
+
+def check_outputs(outputs: Any, offered: Mapping[str, Any], name: str = "outputs") -> None:
+    """Requested outputs must be ones the process offers (never free names)."""
+    if not outputs:
+        return
+    if not isinstance(outputs, Mapping):
+        raise InvalidInput(f"{name}: must be an object mapping output names to options")
+    unknown = [key for key in outputs if key not in offered]
+    if unknown:
+        raise InvalidInput(f"{name}: unknown output(s) {', '.join(_short(k) for k in unknown)}; "
+                           f"this process offers {', '.join(offered)}")
 
 
 # --- zones -------------------------------------------------------------------------------------
@@ -313,6 +375,19 @@ def _feature_provider(collection: str, config: Mapping, name: str) -> tuple[Any,
                               f"{getattr(err, 'user_msg', None) or err}") from err
 
 
+def _check_zone_coordinates(zones) -> None:
+    """Longitude/latitude zones within range (else they silently match no scene)."""
+    import numpy as np
+    import shapely
+
+    geometries = np.asarray(zones.geometries, dtype=object)
+    present = geometries[~shapely.is_missing(geometries) & ~shapely.is_empty(geometries)]
+    if len(present):
+        bounds = shapely.bounds(present)
+        check_lonlat((float(bounds[:, 0].min()), float(bounds[:, 1].min()),
+                      float(bounds[:, 2].max()), float(bounds[:, 3].max())), "the zones")
+
+
 def parse_zones(value: Any, *, max_zones: int, config: Mapping | None = None,
                 name: str = "zones"):
     """:class:`~sentinelle.analysis.zones.Zones` from an inline FeatureCollection or a served
@@ -335,7 +410,10 @@ def parse_zones(value: Any, *, max_zones: int, config: Mapping | None = None,
         if not features:
             raise InvalidInput(f"{name}: the FeatureCollection has no feature")
         with about(name):
-            return Zones.from_features(value, crs=parse_crs(_geojson_crs(value.get("crs"))))
+            zones = Zones.from_features(value, crs=parse_crs(_geojson_crs(value.get("crs"))))
+            if zones.crs.is_geographic:
+                _check_zone_coordinates(zones)
+            return zones
 
     from pygeoapi.util import modify_pygeofilter
     from pygeofilter.parsers.ecql import parse as parse_ecql

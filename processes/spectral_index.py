@@ -350,6 +350,7 @@ def parse_inputs(data: Any, outputs: Any = None, *, limits: Limits,
     if isinstance(data, Mapping) and isinstance(data.get("index"), str):
         data = dict(data, index=data["index"].upper())  # ndvi is NDVI
     given = validate_inputs_or_raise(data)
+    inp.check_outputs(outputs, PROCESS_METADATA["outputs"])
     crs = inp.parse_output_crs(given["crs"])
     resolution = inp.parse_resolution(given["resolution"], crs)
     spec = get_index(given["index"])

@@ -363,6 +363,7 @@ class ZonalStatisticsProcessor(CatalogProcessor):
         super().__init__(processor_def, PROCESS_METADATA)
 
     def run(self, data, outputs, *, limits):
+        inp.check_outputs(outputs, PROCESS_METADATA["outputs"])
         kwargs = parse_inputs(data, limits=limits)
         format_, zones = kwargs.pop("format_"), kwargs.pop("zones")
         rows = zonal_statistics(self.catalog(), zones, limits=limits,

@@ -37,6 +37,8 @@ class Limits:
     max_search_items: int = 1_000  # items a search may return
     chunk_size: int = 1024  # px, follows COG blocks
     max_zones: int = 50_000  # zones in one zonal-statistics request
+    max_body_bytes: int = 8 * 1024 * 1024  # bytes of one request body (413 above)
+    max_json_depth: int = 64  # nesting of arrays/objects in a JSON body (400 above)
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -46,4 +48,6 @@ class Limits:
             max_search_items=_int_env("SENTINELLE_MAX_SEARCH_ITEMS", cls.max_search_items),
             chunk_size=_int_env("SENTINELLE_CHUNK_SIZE", cls.chunk_size),
             max_zones=_int_env("SENTINELLE_MAX_ZONES", cls.max_zones),
+            max_body_bytes=_int_env("SENTINELLE_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_json_depth=_int_env("SENTINELLE_MAX_JSON_DEPTH", cls.max_json_depth),
         )
