@@ -2,6 +2,7 @@
 #   make serve   set up everything, then serve on http://localhost:$(PORT)
 #   make test    set up everything, then run the whole test suite
 #   make bench   benchmarks (full-size scene; minutes)
+#   make fuzz    the long schemathesis run (15 min);  make load  the load test (20 and 50 clients)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +12,7 @@ SENTINELLE_DATA ?= $(CURDIR)/data
 export SENTINELLE_DATA
 BENCH_DATA ?= $(CURDIR)/build/fullsize
 
-.PHONY: setup serve test bench bench-jobs assets data openapi lint clean
+.PHONY: setup serve test bench bench-jobs bench-wms fuzz load assets data openapi lint clean
 
 setup: $(BIN)/.installed assets data openapi
 
@@ -53,6 +54,20 @@ bench: setup $(BENCH_DATA)/catalog/catalog.json
 # 20 concurrent async zonal jobs: local Dask cluster 1 vs 2 workers vs pygeoapi's TinyDB manager
 bench-jobs: setup
 	$(BIN)/python benchmarks/jobs.py $(SENTINELLE_DATA)
+
+# WMS GetMap latency, sequential and 8 clients: Flask, gunicorn, general path, rasterio baseline
+bench-wms: setup
+	$(BIN)/python benchmarks/wms.py $(SENTINELLE_DATA)
+
+# the long API fuzzing run: every operation of the OpenAPI document, all schemathesis phases
+FUZZ_MINUTES ?= 15
+fuzz: setup
+	$(BIN)/python benchmarks/fuzz.py $(SENTINELLE_DATA) --minutes $(FUZZ_MINUTES)
+
+# the load test on loopback: gunicorn, 20 then 50 clients, latency percentiles, peak memory
+LOAD_SECONDS ?= 120
+load: setup
+	$(BIN)/python benchmarks/loadtest.py $(SENTINELLE_DATA) --duration $(LOAD_SECONDS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -11,11 +11,15 @@ process, concurrent tiles queue for the GIL; with a worker per core they do not
 long-lived reader threads (``SENTINELLE_MAP_THREADS``, default twice the cores, at least 4; see
 ``sentinelle.catalog.tiles``).
 
-GDAL's block cache (``GDAL_CACHEMAX``) is per process: it is bounded here per worker (512 MB
-unless set) so that many workers on a large machine do not each take GDAL's default of 5 % of
-the memory.
+Memory is bounded rather than recycled: GDAL's block cache (``GDAL_CACHEMAX``) is per process
+and capped here per worker (256 MB unless set; GDAL's default is 5 % of the memory per process),
+and large pixel buffers go back to the OS when freed (``mallopt`` in :func:`post_fork`; glibc's
+adaptive mmap threshold otherwise keeps them and RSS creeps up).  Workers are not recycled
+(``max_requests = 0``): with threaded workers a recycle resets open keep-alive connections
+(benoitc/gunicorn#3038), which ``benchmarks/loadtest.py`` saw as failed requests at 50 clients.
 """
 
+import ctypes
 import multiprocessing
 import os
 
@@ -27,8 +31,15 @@ threads = int(os.environ.get("SENTINELLE_THREADS", "4"))
 timeout = int(os.environ.get("SENTINELLE_TIMEOUT", "300"))  # seconds: synchronous processes
 graceful_timeout = 30
 keepalive = 5
-max_requests = 2000  # recycle workers to bound memory growth
-max_requests_jitter = 200
-raw_env = [f"GDAL_CACHEMAX={os.environ.get('GDAL_CACHEMAX', '512')}"]  # MB per worker
+max_requests = 0  # no recycling: it resets keep-alive connections (gunicorn#3038)
+raw_env = [f"GDAL_CACHEMAX={os.environ.get('GDAL_CACHEMAX', '256')}"]  # MB per worker
 accesslog = "-"
 errorlog = "-"
+
+
+def post_fork(server, worker):
+    """Pixel arrays from mmap, returned to the OS when freed (M_MMAP_THRESHOLD = 128 KiB)."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
+    except (OSError, AttributeError):  # not glibc
+        pass

@@ -23,6 +23,8 @@ import io
 import json
 import logging
 import math
+import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +116,8 @@ def exception_report(message: str, code: str | None = None, locator: str | None 
         node.set("code", code)
     if locator:
         node.set("locator", locator)
-    node.text = message
+    # messages echo the request, whose control characters XML cannot carry (lxml: a 500)
+    node.text = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "\ufffd", message)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
@@ -370,9 +373,25 @@ def get_legend_graphic(params: dict[str, str], layers: dict[str, Layer], lang: s
     return Response(body, mimetype="image/png")
 
 
+#: Capabilities documents already written, per language, URL, configuration and layer dates:
+#: a document reprojects every layer's box to every CRS (hundreds of transforms), which under
+#: load queued behind the threads drawing tiles (p95 of seconds in benchmarks/loadtest.py).
+_CAPABILITIES: dict[tuple, tuple[dict, bytes]] = {}
+_CAPABILITIES_LOCK = threading.Lock()
+
+
 def get_capabilities(layers: dict[str, Layer], config: dict, lang: str) -> Response:
-    body = capabilities(config, list(layers.values()), _base_url(config), lang)
-    return Response(body, mimetype="text/xml")
+    base = _base_url(config)
+    key = (lang, base, id(config), tuple((layer.name, layer.time) for layer in layers.values()))
+    with _CAPABILITIES_LOCK:
+        cached = _CAPABILITIES.get(key)
+    if cached is None or cached[0] is not config:
+        cached = (config, capabilities(config, list(layers.values()), base, lang))
+        with _CAPABILITIES_LOCK:
+            if len(_CAPABILITIES) >= 16:
+                _CAPABILITIES.clear()
+            _CAPABILITIES[key] = cached
+    return Response(cached[1], mimetype="text/xml")
 
 
 OPERATIONS = ("GetCapabilities", "GetMap", "GetFeatureInfo", "GetLegendGraphic")
