@@ -28,9 +28,8 @@ def parse_crs(value: Any) -> CRS:
     """A pyproj CRS from ``EPSG:2154``, ``2154``, an OGC URI or ``CRS84`` (ValueError if not)."""
     if isinstance(value, CRS):
         return value
-    if isinstance(value, int):
-        return CRS.from_epsg(value)
-    text = str(value).strip()
+    # an int too goes through the checked parse below: CRS.from_epsg(-537) raises CRSError
+    text = f"EPSG:{value}" if isinstance(value, int) else str(value).strip()
     if text.startswith(_OGC_URI):
         tail = text[len(_OGC_URI):].split("/")
         # …/EPSG/0/2154 or …/OGC/1.3/CRS84

@@ -37,8 +37,12 @@ def configure_environment(config: str | Path | None = None,
 
 
 def ensure_openapi(config_path: Path, openapi_path: Path) -> None:
-    """Write the OpenAPI document if it is missing or older than the configuration."""
-    if openapi_path.exists() and openapi_path.stat().st_mtime >= config_path.stat().st_mtime:
+    """Write the OpenAPI document if it is missing or older than the configuration, or was
+    written for another access-control configuration."""
+    from sentinelle import access
+
+    if openapi_path.exists() and openapi_path.stat().st_mtime >= config_path.stat().st_mtime \
+            and access.openapi_is_current(openapi_path):
         return
     import yaml
     from pygeoapi.openapi import generate_openapi_document
@@ -51,6 +55,7 @@ def ensure_openapi(config_path: Path, openapi_path: Path) -> None:
     document = finalize(yaml.safe_load(document))
     openapi_path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True),
                             encoding="utf-8")
+    access.record_openapi(openapi_path)
     LOGGER.info("OpenAPI document written to %s", openapi_path)
 
 
@@ -93,12 +98,14 @@ def create_app(config: str | Path | None = None, openapi: str | Path | None = No
 
     from pygeoapi import flask_app
 
-    from sentinelle import compat, dashboard, metadata, vendor, wms
+    from sentinelle import access, compat, dashboard, guards, metadata, vendor, wms
 
     declare_filter_conformance()
     app = Flask(__name__, static_folder=None)
+    access.install(app)  # execution and jobs: API keys / OIDC when configured (issue 10)
     app.url_map.strict_slashes = flask_app.APP.url_map.strict_slashes
     app.config.update(flask_app.APP.config)
+    guards.install(app)  # body size, JSON depth, ids, paths, bbox; errors as JSON (issue 10)
     app.register_blueprint(vendor.BLUEPRINT)
     app.register_blueprint(flask_app.BLUEPRINT)
     app.register_blueprint(wms.BLUEPRINT)
@@ -108,6 +115,7 @@ def create_app(config: str | Path | None = None, openapi: str | Path | None = No
         app.wsgi_app = compat.FilterLangMiddleware(app.wsgi_app)
     if compat.needs_coverage_bbox_fix():
         compat.patch_coverage_bbox_status()
+    compat.install(app)  # pygeoapi 0.21 bugs found by API fuzzing (issue 10)
     from sentinelle.processes import jobs_api
 
     jobs_api.install()  # statusInfo bodies, ?status= filters, results of failed/dismissed jobs
