@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -417,17 +418,21 @@ def area_sources(config: dict) -> list[AreaSource]:
             for name, e in found.items()]
 
 
-_TIME_CACHE: dict[tuple, TimeInfo] = {}
+_TIME_CACHE: dict[tuple, tuple[float, TimeInfo]] = {}
+#: A static catalog is a new object when its file changes; a STAC API is the same object for
+#: good, so what it answered is kept this long (new scenes appear in the time dimension after).
+TIME_TTL = 600.0  # s
 
 
 def time_info(source: AreaSource) -> TimeInfo:
     """Dates with data over the area, the default (latest clear) date, native UTM zone and
-    the bands the scenes carry (cached per catalog object)."""
+    the bands the scenes carry (cached per catalog object, at most ``TIME_TTL`` seconds)."""
     catalog = source.catalog
     key = (source.name, source.catalog_source, id(catalog), source.max_cloud)
     with _LOCK:
-        if key in _TIME_CACHE:
-            return _TIME_CACHE[key]
+        cached = _TIME_CACHE.get(key)
+        if cached is not None and time.monotonic() - cached[0] < TIME_TTL:
+            return cached[1]
     area = source.area
     matches = search(catalog, area, None, limits=Limits.from_env())
     dates = tuple(sorted({m.scene.date.isoformat() for m in matches}))
@@ -439,7 +444,7 @@ def time_info(source: AreaSource) -> TimeInfo:
     info = TimeInfo(dates, default, epsg, bands,
                     tuple(sorted({m.scene.date.isoformat() for m in clear})))
     with _LOCK:
-        _TIME_CACHE[key] = info
+        _TIME_CACHE[key] = (time.monotonic(), info)
     return info
 
 
@@ -553,9 +558,9 @@ def layers(config: dict | None = None) -> list[Layer]:
         for preset in derived.get(source.name, ()):
             if not set(preset.bands) <= info.bands:
                 continue
-            time = derived_time(preset, info)
-            if time is not None:
-                result.append(Layer(source, None, time, preset))
+            dimension = derived_time(preset, info)
+            if dimension is not None:
+                result.append(Layer(source, None, dimension, preset))
     return result
 
 
