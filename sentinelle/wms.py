@@ -57,8 +57,8 @@ from sentinelle.rendering import (
     render_map,
 )
 from sentinelle.settings import Limits
-from sentinelle.wms_capabilities import LEGEND_SIZE, capabilities
-from sentinelle.wms_layers import Layer, layer_map, load_config
+from sentinelle.wms_capabilities import capabilities
+from sentinelle.wms_layers import LEGEND_SIZE, Layer, layer_map, load_config
 from sentinelle.wms_params import (
     INFO_FORMATS,
     ISO639_2,

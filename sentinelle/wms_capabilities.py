@@ -38,8 +38,6 @@ SCHEMA_LOCATION = (
     f"{WMS} http://schemas.opengis.net/wms/1.3.0/capabilities_1_3_0.xsd "
     f"{SLD} http://schemas.opengis.net/sld/1.1.0/sld_capabilities.xsd "
     f"{INSPIRE_VS} https://inspire.ec.europa.eu/schemas/inspire_vs/1.0/inspire_vs.xsd")
-#: Legend size of :func:`sentinelle.rendering.legend_png` (and of the true-colour legend).
-LEGEND_SIZE = (300, 64)
 SERVICE_RECORD = "sentinelle-wms"
 
 
