@@ -196,8 +196,9 @@ def capabilities(config: dict, layers: list[Layer], base: str, lang: str = "fr")
     top = _el(capability, "Layer")
     _el(top, "Title", l10n.translate(ident.get("title", "Sentinelle"), lang))
     _el(top, "Abstract", "Copernicus Sentinel-2 L2A" + (
-        " : couleurs naturelles et indices spectraux, par zone." if lang == "fr" else
-        ": true colour and spectral indices, per area."))
+        " : couleurs naturelles, indices spectraux, occupation du sol et changements de NDVI, "
+        "par zone." if lang == "fr" else
+        ": true colour, spectral indices, land cover and NDVI change, per area."))
     for code in ("CRS:84", "EPSG:4326", "EPSG:3857"):
         _el(top, "CRS", code)
     groups: dict[str, list[Layer]] = {}
