@@ -416,7 +416,8 @@ def parse_zones(value: Any, *, max_zones: int, config: Mapping | None = None,
             return zones
 
     from pygeoapi.util import modify_pygeofilter
-    from pygeofilter.parsers.ecql import parse as parse_ecql
+
+    from sentinelle.providers.cql import parse_text
 
     config = served_config() if config is None else config
     collection = str(value["collection"])
@@ -426,7 +427,7 @@ def parse_zones(value: Any, *, max_zones: int, config: Mapping | None = None,
     if value.get("filter"):
         try:
             filterq = modify_pygeofilter(
-                parse_ecql(value["filter"]),
+                parse_text(value["filter"]),
                 filter_crs_uri="http://www.opengis.net/def/crs/OGC/1.3/CRS84",
                 storage_crs_uri=definition.get("storage_crs"),
                 geometry_column_name=definition.get("geom_field"))

@@ -31,6 +31,18 @@ MAX_NODES = 10_000
 MAX_DEPTH = 60
 
 
+def parse_text(text: str) -> ast.Node:
+    """A filter in CQL2 text (``S_INTERSECTS``, ``CASEI``…), or else in ECQL, which pygeoapi 0.21
+    parses alone (``INTERSECTS``): the server declares CQL2 text, and old clients send ECQL."""
+    from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
+    from pygeofilter.parsers.ecql import parse as parse_ecql
+
+    try:
+        return parse_cql2_text(text)
+    except Exception:  # noqa: BLE001 — not CQL2: ECQL's error is the one reported
+        return parse_ecql(text)
+
+
 def _walk(node: Any) -> Iterable[tuple[Any, int]]:
     """Every node of a filter AST with its depth, iteratively (no recursion limit)."""
     stack = [(node, 1)]

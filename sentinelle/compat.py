@@ -72,6 +72,7 @@ def patch_coverage_bbox_status() -> None:
 def install(app=None) -> None:
     """Apply the patches below (idempotent); the one on pygeoapi's items view needs the
     Flask ``app``."""
+    patch_cql2_text()
     if _VERSION >= (0, 22):
         return
     for patch in (patch_format_exception_gzip, patch_error_content_type, patch_records_csv,
@@ -80,6 +81,17 @@ def install(app=None) -> None:
         patch()
     if app is not None:
         patch_items_post_without_type(app)
+
+
+def patch_cql2_text() -> None:
+    """pygeoapi parses ``filter`` on ``/items`` as ECQL only, so CQL2 text's ``S_INTERSECTS``
+    and friends were "Bad CQL text" although CQL2 text is declared: parse CQL2 first."""
+    from pygeoapi.api import itemtypes
+
+    from sentinelle.providers.cql import parse_text
+
+    if getattr(itemtypes, "parse_ecql_text", None) not in (None, parse_text):
+        itemtypes.parse_ecql_text = parse_text
 
 
 def _patch(module, name: str, make: Callable[[Callable], Callable]) -> None:

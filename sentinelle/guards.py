@@ -311,7 +311,7 @@ def check_items_filter(args, resource: dict, collection: str) -> None:
     text = args.get("filter")
     if text is None:
         return
-    from pygeofilter.parsers.ecql import parse as parse_ecql_text
+    from sentinelle.providers.cql import parse_text
 
     language = args.get("filter-lang") or "cql2-text"
     if language in ("cql-json", "cql2-json"):
@@ -320,7 +320,7 @@ def check_items_filter(args, resource: dict, collection: str) -> None:
                       f"/collections/{collection}/items; in the query string send CQL2 text "
                       "(filter-lang=cql2-text), e.g. filter=commune = '35051'")
     try:
-        parse_ecql_text(text)
+        parse_text(text)
     except Exception as err:
         where = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise Refused(400, "InvalidParameterValue",

@@ -97,6 +97,19 @@ def test_cql2_spatial_and_numeric_filters(server, parcels):
     assert big["numberMatched"] == expected
 
 
+@pytest.mark.parametrize("function", ["S_INTERSECTS", "INTERSECTS"])
+def test_cql2_text_and_ecql_spatial_functions(server, parcels, function):
+    """CQL2 text (S_INTERSECTS) as declared in /conformance, and ECQL (INTERSECTS) for old
+    clients, select the same parcel."""
+    row, geom = next(iter(parcels.values()))
+    point = shapely.Point(*shapely.get_coordinates(geom.centroid)[0])
+    response = requests.get(f"{server.url}/collections/bretagne-parcels/items", params={
+        "filter": f"{function}(geometry, {point.wkt}) AND commune = '{row['commune']}'",
+        "filter-crs": EPSG2154, "filter-lang": "cql2-text", "f": "json"}, timeout=60)
+    assert response.status_code == 200, response.text
+    assert [f["id"] for f in response.json()["features"]] == [row["id"]]
+
+
 def test_crs_lambert93_output(server, parcels):
     response = requests.get(f"{server.url}/collections/bretagne-parcels/items",
                             params={"crs": EPSG2154, "limit": 3, "f": "json"}, timeout=30)
