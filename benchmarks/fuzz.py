@@ -78,6 +78,7 @@ def main() -> int:
     args.json.write_text(json.dumps({
         "operations": len(report.operations), "requests": report.requests,
         "checks": report.checks, "statuses": dict(sorted(report.statuses.items())),
+        "requests_by_phase": dict(report.phases),
         "failures_by_kind": dict(report.by_kind()), "occurrences": dict(report.occurrences),
         "failures": [vars(f) for f in report.failures.values()],
         "seconds": round(report.seconds, 1), "stop_reason": report.stop_reason,

@@ -48,6 +48,7 @@ class FuzzReport:
     operations: set[str] = field(default_factory=set)
     requests: int = 0
     statuses: Counter = field(default_factory=Counter)
+    phases: Counter = field(default_factory=Counter)  # requests per phase
     checks: int = 0
     failures: dict[tuple[str, str, str], Failure] = field(default_factory=dict)
     occurrences: Counter = field(default_factory=Counter)  # failures by kind, all cases
@@ -62,7 +63,9 @@ class FuzzReport:
         lines = [f"{len(self.operations)} operations, {self.requests} requests, "
                  f"{self.checks} checks in {self.seconds:.0f} s ({self.stop_reason})",
                  "statuses: " + ", ".join(f"{code}: {n}" for code, n in
-                                          sorted(self.statuses.items()))]
+                                          sorted(self.statuses.items())),
+                 "requests by phase: " + ", ".join(f"{phase}: {n}" for phase, n in
+                                                   self.phases.items())]
         if not self.failures:
             lines.append("failures: none")
         for failure in self.failures.values():
@@ -114,8 +117,10 @@ def fuzz(url: str, **options) -> FuzzReport:
     schema = schemathesis.openapi.from_url(f"{url}/openapi?f=json", config=config, timeout=60)
     report = FuzzReport()
     for event in from_schema(schema).execute():
-        if isinstance(event, (events.ScenarioFinished, events.FuzzScenarioFinished)):
-            _record(report, event.recorder)
+        if isinstance(event, events.ScenarioFinished):
+            _record(report, event.recorder, str(event.phase.value))
+        elif isinstance(event, events.FuzzScenarioFinished):
+            _record(report, event.recorder, "fuzzing")
         elif isinstance(event, events.NonFatalError):
             kind = type(event.value).__name__
             report.occurrences[kind] += 1
@@ -140,12 +145,13 @@ def _describe(error: BaseException) -> str:
     return "\n".join(parts)
 
 
-def _record(report: FuzzReport, recorder) -> None:
+def _record(report: FuzzReport, recorder, phase: str) -> None:
     label = recorder.label
-    if label:
+    if label and phase != "stateful":  # a stateful scenario is a sequence of operations
         report.operations.add(label)
     for interaction in recorder.interactions.values():
         report.requests += 1
+        report.phases[phase] += 1
         if interaction.response is not None:
             report.statuses[interaction.response.status_code] += 1
     for case_checks in recorder.checks.values():
