@@ -51,8 +51,18 @@ class Server:
     process: subprocess.Popen
     log: Path
 
+    def stop(self, timeout: float = 10) -> None:
+        """Terminate the server, killed if it has not stopped within ``timeout`` seconds."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
-def start_server(data: Path, workdir: Path, extra_env: dict | None = None) -> Server:
+
+def start_server(data: Path, workdir: Path, extra_env: dict | None = None,
+                 config: Path | None = None) -> Server:
+    """``sentinelle serve`` over ``data`` (with ``--config`` when given), once it answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, SENTINELLE_DATA=str(data), SENTINELLE_URL=url, PORT=str(port),
@@ -61,7 +71,8 @@ def start_server(data: Path, workdir: Path, extra_env: dict | None = None) -> Se
     env.pop("SENTINELLE_CATALOG", None)
     log = workdir / f"server-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sentinelle.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "sentinelle.cli", "serve", "--port", str(port),
+         *(["--config", str(config)] if config else [])],
         cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -81,8 +92,4 @@ def server(sample_dir, tmp_path_factory):
     """A real ``sentinelle serve`` process on a free loopback port, over the sample data."""
     srv = start_server(sample_dir, tmp_path_factory.mktemp("server"))
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
+    srv.stop()

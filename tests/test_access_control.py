@@ -15,7 +15,6 @@ import hmac
 import http.server
 import json
 import secrets
-import subprocess
 import threading
 import time
 import uuid
@@ -154,11 +153,7 @@ def secured(sample_dir, tmp_path_factory, provider):
         "SENTINELLE_JOBS_DB": str(workdir / "jobs.tinydb"),
         "SENTINELLE_RESULTS": str(workdir / "results")})
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
+    srv.stop()
 
 
 def execute(url: str, process: str, inputs: dict, headers: dict | None = None,

@@ -15,10 +15,8 @@ requests it does not concern, sent at the same time, succeed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +30,7 @@ import yaml
 from lxml import etree
 from rasterio.io import MemoryFile
 
-from tests.conftest import REPO, Server, free_port, start_server
+from tests.conftest import REPO, free_port, start_server
 
 pytestmark = pytest.mark.server
 
@@ -44,14 +42,6 @@ GARBAGE = "S2A_30UXU_20240611_0_L2A"  # nir (B08) overwritten with random bytes
 MISSING = "S2B_30UXU_20240227_0_L2A"  # nir (B08) deleted
 HEALTHY_DAY = "2024-08-25"  # a clear day untouched by the faults
 BOUND = 60.0  # s: no request may take longer, faulty or not
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 def concurrently(*calls):
@@ -144,7 +134,7 @@ def damaged(sample_dir, tmp_path_factory, results_disk):
     srv = start_server(data, tmp_path_factory.mktemp("damaged-server"),
                        {"SENTINELLE_RESULTS": str(results_disk[0])})
     yield srv
-    stop(srv)
+    srv.stop()
 
 
 def test_damaged_files_give_502_naming_them_while_the_rest_is_served(damaged):
@@ -362,32 +352,6 @@ class FaultyProxy:
             self._server = None
 
 
-def serve(data: Path, workdir: Path, config: Path, extra_env: dict) -> Server:
-    """``sentinelle serve --config`` (conftest's ``start_server`` uses the default config)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, SENTINELLE_DATA=str(data), SENTINELLE_URL=url,
-               PYGEOAPI_OPENAPI=str(workdir / "openapi.yml"), **extra_env)
-    for name in ("PYGEOAPI_CONFIG", "SENTINELLE_CATALOG"):
-        env.pop(name, None)
-    log = workdir / f"server-{port}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sentinelle.cli", "serve", "--port", str(port),
-         "--config", str(config)], cwd=REPO, env=env, stdout=log.open("w"),
-        stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()}")
-        try:
-            if requests.get(f"{url}/conformance?f=json", timeout=2).status_code == 200:
-                return Server(url, process, log)
-        except requests.RequestException:
-            time.sleep(0.3)
-    process.terminate()
-    raise RuntimeError(f"server did not answer within 120 s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def upstream(sample_dir, tmp_path_factory):
     """Guiana's scenes behind a real STAC API (rustac) and a proxy, their COGs on a Range
@@ -428,11 +392,11 @@ def api_server(upstream, sample_dir, tmp_path_factory):
     config["resources"]["spectral-index"]["processor"]["data"] = upstream.url
     (work / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True),
                                      encoding="utf-8")
-    srv = serve(sample_dir, work, work / "config.yml",
-                {"SENTINELLE_HTTP_TIMEOUT": str(HTTP_TIMEOUT),
-                 "SENTINELLE_HTTP_RETRIES": str(HTTP_RETRIES)})
+    srv = start_server(sample_dir, work, {"SENTINELLE_HTTP_TIMEOUT": str(HTTP_TIMEOUT),
+                                          "SENTINELLE_HTTP_RETRIES": str(HTTP_RETRIES)},
+                       config=work / "config.yml")
     yield srv
-    stop(srv)
+    srv.stop()
 
 
 def local_requests(srv):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -151,11 +150,7 @@ def jobdb_server(sample_dir, tmp_path_factory, relay):
     })
     srv.results = workdir / "results"
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
+    srv.stop(15)
     import psycopg
 
     with psycopg.connect(_database(), autocommit=True) as conn:

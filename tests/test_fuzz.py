@@ -11,8 +11,6 @@ bounds the rest.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import requests
 
@@ -35,11 +33,7 @@ def fuzz_server(sample_dir, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("fuzz")
     srv = start_server(own_data(sample_dir, workdir), workdir, LIMITS)
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
+    srv.stop()
 
 
 def references(node):

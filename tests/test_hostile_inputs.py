@@ -15,7 +15,6 @@ import http.client
 import io
 import json
 import re
-import subprocess
 import time
 import urllib.parse
 import uuid
@@ -125,11 +124,7 @@ def limited(sample_dir, tmp_path_factory):
         (data / name).symlink_to(sample_dir / name)
     srv = start_server(data, root, extra_env=LIMITS)
     yield srv
-    srv.process.terminate()
-    try:
-        srv.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        srv.process.kill()
+    srv.stop(15)
 
 
 # --- Features items ---------------------------------------------------------------------------
