@@ -310,12 +310,27 @@ def product_mcf(config: dict, product_id: str) -> tuple[dict, dict]:
                  "identifier": f"{base}/metadata/{product_id}"}
 
 
-def series_mcf(config: dict) -> tuple[dict, dict]:
-    resource = config["resources"][SERIES_RECORD]
-    base = _base(config)
-    products = _products(config).values()
-    dates = sorted({d for p in products for d in p.time.dates})
+def _series_mcf(config: dict, record_id: str, *, distribution: dict, lineage: dict,
+                theme: str, parent: str | None = None) -> tuple[dict, dict]:
+    """A series record of a configured collection (scenes, products): its title, description,
+    keywords and extent, over the dates of every WMS layer."""
+    resource = config["resources"][record_id]
+    dates = sorted({d for p in _products(config).values() for d in p.time.dates})
     bbox = resource.get("extents", {}).get("spatial", {}).get("bbox", [-180, -90, 180, 90])
+    mcf = _mcf(config, identifier=record_id, title=_both(resource.get("title")),
+               abstract=_both(resource.get("description")),
+               keywords={"fr": l10n.translate(resource.get("keywords"), "fr") or [],
+                         "en": l10n.translate(resource.get("keywords"), "en") or []},
+               bbox=bbox, temporal=(f"{dates[0]}T00:00:00Z", f"{dates[-1]}T23:59:59Z")
+               if dates else None, datatype="grid", topic="imageryBaseMapsEarthCover",
+               distribution=distribution, lineage=lineage, licence="copernicus",
+               hierarchy="series", parent=parent)
+    return mcf, {"theme": theme, "crs": [], "resolution": 10,
+                 "identifier": f"{_base(config)}/collections/{record_id}"}
+
+
+def series_mcf(config: dict) -> tuple[dict, dict]:
+    base = _base(config)
     distribution = {"records": _link(f"{base}/collections/{SERIES_RECORD}/items",
                                      "OGC:API-Records", {"fr": "Fiches des scènes",
                                                          "en": "Scene records"},
@@ -325,16 +340,8 @@ def series_mcf(config: dict) -> tuple[dict, dict]:
                      "de surface et classification de scène.",
                "en": "Copernicus Sentinel-2 Level-2A products (ESA, Sen2Cor): surface "
                      "reflectance and scene classification."}
-    mcf = _mcf(config, identifier=SERIES_RECORD, title=_both(resource.get("title")),
-               abstract=_both(resource.get("description")),
-               keywords={"fr": l10n.translate(resource.get("keywords"), "fr") or [],
-                         "en": l10n.translate(resource.get("keywords"), "en") or []},
-               bbox=bbox, temporal=(f"{dates[0]}T00:00:00Z", f"{dates[-1]}T23:59:59Z")
-               if dates else None, datatype="grid", topic="imageryBaseMapsEarthCover",
-               distribution=distribution, lineage=lineage, licence="copernicus",
-               hierarchy="series")
-    return mcf, {"theme": "oi", "crs": [], "resolution": 10,
-                 "identifier": f"{base}/collections/{SERIES_RECORD}"}
+    return _series_mcf(config, SERIES_RECORD, distribution=distribution, lineage=lineage,
+                       theme="oi")
 
 
 def scene_mcf(config: dict, scene_id: str) -> tuple[dict, dict]:
@@ -404,11 +411,7 @@ def service_mcf(config: dict) -> tuple[dict, dict]:
 
 def products_mcf(config: dict) -> tuple[dict, dict]:
     """The series of derived products (the ``products`` record collection)."""
-    resource = config["resources"][PRODUCTS_RECORD]
     base = _base(config)
-    products = _products(config)
-    dates = sorted({d for p in products.values() for d in p.time.dates})
-    bbox = resource.get("extents", {}).get("spatial", {}).get("bbox", [-180, -90, 180, 90])
     distribution = {
         "records": _link(f"{base}/collections/{PRODUCTS_RECORD}/items", "OGC:API-Records",
                          {"fr": "Fiches des produits", "en": "Product records"},
@@ -427,16 +430,8 @@ def products_mcf(config: dict) -> tuple[dict, dict]:
                      "Level-2A scenes (sentinel-2-l2a series): true colour, spectral "
                      "indices, rules land-cover classification, index change between two "
                      "periods."}
-    mcf = _mcf(config, identifier=PRODUCTS_RECORD, title=_both(resource.get("title")),
-               abstract=_both(resource.get("description")),
-               keywords={"fr": l10n.translate(resource.get("keywords"), "fr") or [],
-                         "en": l10n.translate(resource.get("keywords"), "en") or []},
-               bbox=bbox, temporal=(f"{dates[0]}T00:00:00Z", f"{dates[-1]}T23:59:59Z")
-               if dates else None, datatype="grid", topic="imageryBaseMapsEarthCover",
-               distribution=distribution, lineage=lineage, licence="copernicus",
-               hierarchy="series", parent=SERIES_RECORD)
-    return mcf, {"theme": "lc", "crs": [], "resolution": 10,
-                 "identifier": f"{base}/collections/{PRODUCTS_RECORD}"}
+    return _series_mcf(config, PRODUCTS_RECORD, distribution=distribution, lineage=lineage,
+                       theme="lc", parent=SERIES_RECORD)
 
 
 def feature_collections(config: dict) -> list[str]:
