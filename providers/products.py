@@ -27,7 +27,7 @@ from pygeoapi.provider.base import (
 
 from sentinelle.catalog.area import CRS84, Area
 from sentinelle.catalog.dates import parse_interval
-from sentinelle.providers.cql import GEOMETRY_NAMES, compile_filter
+from sentinelle.providers.records import filter_sort_page
 from sentinelle.wms_layers import Layer, layers, load_config
 
 FIELDS = {
@@ -237,20 +237,10 @@ class ProductRecordsProvider(BaseProvider):
             terms = [t.strip().lower() for t in str(q).split(",") if t.strip()]
             records = [(lay, p) for lay, p in records
                        if any(term in _searchable(lay, p) for term in terms)]
-        if filterq is not None:
-            try:
-                matches = compile_filter(filterq, self._fields)
-                records = [(lay, p) for lay, p in records if matches(
-                    {**p, **{g: lay.source.area.to_crs(CRS84).geometry
-                             for g in GEOMETRY_NAMES}})]
-            except ValueError as err:
-                raise ProviderInvalidQueryError(user_msg=f"invalid filter: {err}") from err
-        for sort in reversed(sortby or []):
-            name = sort["property"]
-            records.sort(key=lambda lp: (lp[1].get(name) is None, lp[1].get(name)),
-                         reverse=sort.get("order") == "-")
-        matched = len(records)
-        page = [] if resulttype == "hits" else records[offset:offset + limit]
+        records, matched, page = filter_sort_page(
+            records, filterq, self._fields,
+            lambda layer: layer.source.area.to_crs(CRS84).geometry, sortby, offset, limit,
+            resulttype)
         features = [self._record(lay, config, lang, properties=p, skip_geometry=skip_geometry,
                                  select=select_properties) for lay, p in page]
         return {"type": "FeatureCollection", "features": features,

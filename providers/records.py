@@ -10,7 +10,7 @@ browse endpoint over the same folder) — never to a local path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import shapely
 import shapely.geometry
@@ -45,6 +45,27 @@ _BAND_TITLES = {"blue": "B02 bleu / blue", "green": "B03 vert / green", "red": "
                 "swir16": "B11 infrarouge moyen / SWIR 1.6 µm",
                 "scl": "SCL classification de scène / scene classification"}
 
+
+
+def filter_sort_page(records: list[tuple[Any, dict]], filterq, fields: dict,
+                     geometry: Callable[[Any], Any], sortby: list | None, offset: int,
+                     limit: int, resulttype: str) -> tuple[list, int, list]:
+    """The CQL2 filter, ``sortby`` and paging shared by the record providers, over
+    ``(object, properties)`` pairs whose geometry is ``geometry(object)``; returns the
+    matching records, their number and the page."""
+    if filterq is not None:
+        try:
+            matches = compile_filter(filterq, fields)
+            records = [(obj, p) for obj, p in records if matches(
+                {**p, **{g: geometry(obj) for g in GEOMETRY_NAMES}})]
+        except ValueError as err:
+            raise ProviderInvalidQueryError(user_msg=f"invalid filter: {err}") from err
+    for sort in reversed(sortby or []):
+        name = sort["property"]
+        records.sort(key=lambda op: (op[1].get(name) is None, op[1].get(name)),
+                     reverse=sort.get("order") == "-")
+    page = [] if resulttype == "hits" else records[offset:offset + limit]
+    return records, len(records), page
 
 class SceneRecordsProvider(BaseProvider):
     """pygeoapi ``record`` provider over a Sentinelle catalog (``data``: path or STAC API URL)."""
@@ -142,19 +163,9 @@ class SceneRecordsProvider(BaseProvider):
             terms = [t.strip().lower() for t in str(q).split(",") if t.strip()]
             records = [(s, p) for s, p in records if any(
                 term in f"{p['title']} {p['description']} {s.id}".lower() for term in terms)]
-        if filterq is not None:
-            try:
-                matches = compile_filter(filterq, self._fields)
-                records = [(s, p) for s, p in records if matches(
-                    {**p, **{g: s.footprint for g in GEOMETRY_NAMES}})]
-            except ValueError as err:
-                raise ProviderInvalidQueryError(user_msg=f"invalid filter: {err}") from err
-        for sort in reversed(sortby or []):
-            name = sort["property"]
-            records.sort(key=lambda sp: (sp[1].get(name) is None, sp[1].get(name)),
-                         reverse=sort.get("order") == "-")
-        matched = len(records)
-        page = [] if resulttype == "hits" else records[offset:offset + limit]
+        records, matched, page = filter_sort_page(
+            records, filterq, self._fields, lambda scene: scene.footprint, sortby,
+            offset, limit, resulttype)
         features = [self._record(s, skip_geometry=skip_geometry, select=select_properties)
                     for s, _ in page]
         return {"type": "FeatureCollection", "features": features,
