@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 
 import psutil
-import requests
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -60,7 +59,7 @@ def start_server(data: Path, workdir: Path, kind: str, env_extra: dict[str, str]
     """The server on a free loopback port; (url, process, log). Job records and results go
     to ``workdir``, not to the data folder."""
     sys.path.insert(0, str(REPO))
-    from tests.conftest import free_port
+    from tests.conftest import free_port, wait_until_serving
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -79,18 +78,12 @@ def start_server(data: Path, workdir: Path, kind: str, env_extra: dict[str, str]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("w"),
                                stderr=subprocess.STDOUT, start_new_session=True,
                                preexec_fn=_die_with_parent)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{url}/conformance?f=json", timeout=5).status_code == 200:
-                return url, process, log
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    stop_server(process)
-    raise RuntimeError(f"server did not answer within 180 s:\n{log.read_text()[-3000:]}")
+    try:
+        wait_until_serving(url, process, log, seconds=180, poll=0.5)
+    except RuntimeError:
+        stop_server(process)
+        raise
+    return url, process, log
 
 
 def _die_with_parent() -> None:

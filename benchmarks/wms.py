@@ -190,7 +190,7 @@ def start_gunicorn(data: Path) -> tuple[str, subprocess.Popen]:
     sys.path.insert(0, str(REPO))
     import tempfile
 
-    from tests.conftest import free_port
+    from tests.conftest import free_port, wait_until_serving
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -203,17 +203,12 @@ def start_gunicorn(data: Path) -> tuple[str, subprocess.Popen]:
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(REPO / "deploy" / "gunicorn.conf.py")],
         cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited early:\n{log.read_text()}")
-        try:
-            if requests.get(f"{url}/conformance?f=json", timeout=2).status_code == 200:
-                return url, process
-        except requests.RequestException:
-            time.sleep(0.3)
-    process.terminate()
-    raise RuntimeError(f"gunicorn did not answer within 120 s:\n{log.read_text()}")
+    try:
+        wait_until_serving(url, process, log)
+    except RuntimeError:
+        process.terminate()
+        raise
+    return url, process
 
 
 SERVERS = {"wms": lambda data: start_server(data),

@@ -74,17 +74,30 @@ def start_server(data: Path, workdir: Path, extra_env: dict | None = None,
         [sys.executable, "-m", "sentinelle.cli", "serve", "--port", str(port),
          *(["--config", str(config)] if config else [])],
         cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
+    try:
+        wait_until_serving(url, process, log)
+    except RuntimeError:
+        process.terminate()
+        raise
+    return Server(url, process, log)
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, log: Path,
+                       seconds: float = 120, poll: float = 0.3) -> None:
+    """Return once ``url`` answers ``/conformance``; RuntimeError with the end of ``log`` if the
+    process exits first or ``seconds`` pass (stopping it is the caller's choice)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text()}")
+            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
         try:
-            if requests.get(f"{url}/conformance?f=json", timeout=2).status_code == 200:
-                return Server(url, process, log)
+            if requests.get(f"{url}/conformance?f=json", timeout=5).status_code == 200:
+                return
         except requests.RequestException:
-            time.sleep(0.3)
-    process.terminate()
-    raise RuntimeError(f"server did not answer within 120 s:\n{log.read_text()}")
+            pass
+        time.sleep(poll)
+    raise RuntimeError(f"server did not answer within {seconds:g} s:\n"
+                       f"{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")
