@@ -23,7 +23,7 @@ import ctypes
 import multiprocessing
 import os
 
-wsgi_app = "sentinelle.server:create_app()"
+wsgi_app = "sentinelle.web.app:create_app()"
 bind = f"{os.environ.get('SENTINELLE_HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("SENTINELLE_WORKERS", max(2, multiprocessing.cpu_count())))
 worker_class = "gthread"

@@ -75,7 +75,7 @@ def run_job(job_id: str, processor_conf: dict, data: dict, requested_outputs: Op
 
     from sentinelle.processes import progress as job_progress
     from sentinelle.processes.errors import status_of, to_process_error
-    from sentinelle.processes.manager import DOCUMENT, document_value
+    from sentinelle.processes.outputs import DOCUMENT, document_value
 
     with _ENV_LOCK:
         os.environ.update(env)

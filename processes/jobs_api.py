@@ -1,5 +1,5 @@
 """OGC API – Processes job endpoints where pygeoapi 0.21 falls short, as wrappers of its API
-functions (installed once by :func:`install`, from ``sentinelle.server.create_app``).
+functions (installed once by :func:`install`, from ``sentinelle.web.app.create_app``).
 
 * ``POST /processes/{id}/execution`` with ``Prefer: respond-async``: pygeoapi answers 201 with
   a ``Location`` but a ``null`` body (``{}`` with ``response: document``); the body becomes the

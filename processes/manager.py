@@ -38,7 +38,7 @@ process).
 
 ``SENTINELLE_RESULTS`` overrides ``output_dir`` (the results folder).
 
-**Access control** (:mod:`sentinelle.access`): each job records its ``principal`` (who
+**Access control** (:mod:`sentinelle.web.access`): each job records its ``principal`` (who
 submitted it); while a request runs, :data:`JOB_SCOPE` holds the caller's principal and every
 read (``GET /jobs``, ``/jobs/{id}``, results, ``DELETE``) only sees that principal's jobs —
 another caller's job is "not found".  Outside requests (Dask bookkeeping, the restart sweep)
@@ -60,7 +60,6 @@ submitted and again before each call), with timeouts and without following redir
 from __future__ import annotations
 
 import atexit
-import base64
 import contextvars
 import json
 import logging
@@ -82,7 +81,6 @@ from pygeoapi.util import (
     JobStatus,
     ProcessExecutionMode,
     RequestedProcessExecutionMode,
-    RequestedResponse,
     Subscriber,
 )
 
@@ -96,14 +94,12 @@ from sentinelle.processes.jobstore import (
     now,
     open_store,
 )
+from sentinelle.processes.outputs import DOCUMENT, JSON_TYPES, RAW, document_value
 
 LOGGER = logging.getLogger(__name__)
 
-RAW = RequestedResponse.raw.value
-DOCUMENT = RequestedResponse.document.value
 HOST = socket.gethostname()
 OGC_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
-JSON_TYPES = ("application/json", "application/ld+json")
 
 #: filters of ``GET /jobs`` (status, processID), set by :mod:`.jobs_api` around pygeoapi's
 #: list function, which does not pass them to the manager
@@ -111,7 +107,7 @@ LIST_FILTER: contextvars.ContextVar[dict] = contextvars.ContextVar(
     "sentinelle_jobs_filter", default={})
 
 #: the principal whose jobs the current request may see and creates (set by
-#: :mod:`sentinelle.access` for each request; ``ANY``: access control off or no request)
+#: :mod:`sentinelle.web.access` for each request; ``ANY``: access control off or no request)
 JOB_SCOPE: contextvars.ContextVar[Any] = contextvars.ContextVar("sentinelle_job_scope",
                                                                 default=ANY)
 
@@ -128,21 +124,6 @@ DEFERRED_RETRY = 2.0
 
 def owner_id() -> str:
     return f"{HOST}:{os.getpid()}"
-
-
-def document_value(processor: BaseProcessor, mimetype: str, outputs: Any) -> tuple[str, Any]:
-    """Bytes as an OGC qualified value for ``response: document`` (JSON media types embedded
-    as JSON, others base64); anything else unchanged."""
-    if not isinstance(outputs, bytes):
-        return mimetype, outputs
-    output_id = next(iter(processor.metadata.get("outputs", {})), "result")
-    if "json" in mimetype.split(";")[0]:  # GeoJSON as bytes: embed it as JSON, not base64
-        return "application/json", {"id": output_id, "mediaType": mimetype,
-                                    "value": json.loads(outputs)}
-    return "application/json", {
-        "id": output_id, "mediaType": mimetype, "encoding": "base64",
-        "value": base64.b64encode(outputs).decode("ascii"),
-    }
 
 
 def _size(outputs: Any) -> int:
@@ -760,5 +741,4 @@ class SentinelleManager(BaseManager):
         return f"<SentinelleManager> {self.jobs_db and 'postgresql' or self.connection}"
 
 
-__all__ = ["DOCUMENT", "JOB_SCOPE", "LIST_FILTER", "RAW", "UNRECORDED", "SentinelleManager",
-           "document_value", "status_info"]
+__all__ = ["JOB_SCOPE", "LIST_FILTER", "UNRECORDED", "SentinelleManager", "status_info"]

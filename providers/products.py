@@ -3,7 +3,7 @@ the land-cover classification and the index change — so that a catalogue (GeoN
 its OGC API Records harvester, QGIS's metadata search, a browser) finds the layers before
 asking for pixels.
 
-The products are the WMS layers of the configuration (:func:`sentinelle.wms_layers.layers`:
+The products are the WMS layers of the configuration (:func:`sentinelle.ows.layers.layers`:
 imagery areas, the index registry, the derived presets of this provider's ``options``), so a
 record, its WMS layer and its ISO 19139 record (``/metadata/{id}.xml``) always describe the
 same thing.  Each record links to its WMS layer (capabilities, a GetMap preview, the legend),
@@ -27,8 +27,8 @@ from pygeoapi.provider.base import (
 
 from sentinelle.catalog.area import CRS84, Area
 from sentinelle.catalog.dates import parse_interval
+from sentinelle.ows.layers import Layer, layers, load_config
 from sentinelle.providers.records import filter_sort_page
-from sentinelle.wms_layers import Layer, layers, load_config
 
 FIELDS = {
     "title": {"type": "string"},

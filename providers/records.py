@@ -75,7 +75,7 @@ class SceneRecordsProvider(BaseProvider):
         options = self.options or {}
         self.preset = options.get("preset", "auto")
         self.asset_base_url = (provider_def.get("asset_base_url") or "").rstrip("/")
-        #: where ``/metadata/{id}.xml`` (ISO 19139, sentinelle.metadata) is served
+        #: where ``/metadata/{id}.xml`` (ISO 19139, sentinelle.ows.metadata) is served
         self.metadata_base_url = (provider_def.get("metadata_base_url") or "").rstrip("/")
         self.max_scenes = Limits.from_env().max_search_items
         try:

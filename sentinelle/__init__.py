@@ -2,7 +2,7 @@
 
 Packages: ``sentinelle.catalog`` (STAC search, cube loading, masks, composites, sample data),
 ``sentinelle.analysis`` (pure computations), ``sentinelle.providers`` and
-``sentinelle.processes`` (thin pygeoapi adapters), ``sentinelle.server`` (the Flask app).
+``sentinelle.processes`` (thin pygeoapi adapters), ``sentinelle.web.app`` (the Flask app).
 """
 
 __version__ = "0.1.0"

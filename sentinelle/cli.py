@@ -54,7 +54,7 @@ def serve(host: str, port: int, config: str | None, debug: bool) -> None:
     public_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     os.environ.setdefault("SENTINELLE_URL", f"http://{public_host}:{port}")
     os.environ["PORT"] = str(port)
-    from sentinelle.server import create_app
+    from sentinelle.web.app import create_app
 
     app = create_app(config)
     click.echo(f"Sentinelle on {os.environ['SENTINELLE_URL']}")
@@ -67,7 +67,7 @@ def serve(host: str, port: int, config: str | None, debug: bool) -> None:
               help="Where to write the document (default build/openapi.yml).")
 def openapi(config: str | None, output: str | None) -> None:
     """Generate the OpenAPI document from the pygeoapi configuration."""
-    from sentinelle.server import configure_environment, ensure_openapi
+    from sentinelle.web.app import configure_environment, ensure_openapi
 
     config_path, openapi_path = configure_environment(config, output)
     if openapi_path.exists():

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: the configuration a fresh clone serves, and where its OpenAPI document is written
+DEFAULT_CONFIG = REPO_ROOT / "pygeoapi-config.yml"
+DEFAULT_OPENAPI = REPO_ROOT / "build" / "openapi.yml"
 
 
 def data_dir() -> Path:

@@ -425,7 +425,7 @@ def test_owslib_processes_client_with_an_api_key(secured, owslib_headers):
 # --- the policy itself (no server) ----------------------------------------------------------------
 
 def _policy(tmp_path, config: dict):
-    from sentinelle import access
+    from sentinelle.web import access
 
     path = tmp_path / f"access-{uuid.uuid4().hex[:6]}.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -446,7 +446,7 @@ def _policy(tmp_path, config: dict):
     ({"default": "open"}, ""),
 ])
 def test_configuration_errors_are_refused_at_start(tmp_path, config, message):
-    from sentinelle.access import ConfigError
+    from sentinelle.web.access import ConfigError
 
     if not message:  # an all-open policy is valid (and then jobs are open too)
         assert _policy(tmp_path, config).anonymous_jobs
@@ -459,7 +459,7 @@ def test_jobs_need_credentials_when_no_process_is_open(tmp_path, monkeypatch):
     """The Flask hook on a bare app: without open processes, anonymous /jobs is a 401."""
     from flask import Flask
 
-    from sentinelle import access
+    from sentinelle.web import access
 
     path = tmp_path / "access.yml"
     path.write_text(yaml.safe_dump({"api_keys": [
@@ -487,7 +487,7 @@ def test_access_is_off_by_default(server):
 def test_openapi_is_regenerated_when_the_access_rules_change(tmp_path, monkeypatch):
     """``ensure_openapi`` compares the config file's time; the access rules live elsewhere,
     so the document carries a stamp of them (``openapi.yml.access``)."""
-    from sentinelle import access
+    from sentinelle.web import access
 
     document = tmp_path / "openapi.yml"
     document.write_text("openapi: 3.0.2\n")

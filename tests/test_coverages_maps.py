@@ -268,7 +268,7 @@ def test_bad_requests_get_a_message(server, path, params, status, words):
 
 @pytest.mark.parametrize("bbox", ["a,48,b,49", "1,2,3"])
 def test_malformed_bbox_is_a_client_error(server, bbox):
-    """pygeoapi 0.21 answers 500 here; sentinelle.compat turns it into a 400."""
+    """pygeoapi 0.21 answers 500 here; sentinelle.web.compat turns it into a 400."""
     response = get(server, "/collections/bretagne-s2/coverage", bbox=bbox)
     assert response.status_code == 400
     assert "bbox" in response.json()["description"].lower()

@@ -29,7 +29,7 @@ from tests.test_html_offline import CHROMIUM, CHROMIUM_ARGS, loaded_refs, same_o
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-STATIC = REPO / "sentinelle" / "dashboard"
+STATIC = REPO / "sentinelle" / "web" / "dashboard"
 VIEWPORT = {"width": 1366, "height": 768}
 CLEARING = [-52.49, 4.81, -52.46, 4.83]
 

@@ -247,7 +247,7 @@ def test_readme_sizes_both_regions():
 # --- reverse proxy and access control (issue 10) ------------------------------------------------
 
 def test_access_example_is_a_valid_policy(tmp_path, monkeypatch):
-    from sentinelle.access import Policy
+    from sentinelle.web.access import Policy
 
     config = yaml.safe_load((DEPLOY / "access.example.yml").read_text())
     secret = tmp_path / "key"

@@ -275,7 +275,7 @@ def test_csp_restricts_to_server(base_url, item_id):
 @pytest.fixture()
 def vendor_app(monkeypatch, tmp_path):
     flask = pytest.importorskip("flask")
-    from sentinelle import vendor
+    from sentinelle.web import vendor
 
     root = tmp_path / "node_modules"
     (root / "leaflet" / "dist").mkdir(parents=True)
@@ -327,7 +327,7 @@ def test_missing_assets(vendor_app):
 
 def test_repo_node_modules_complete():
     """`npm ci --ignore-scripts` was run: every whitelisted file is installed."""
-    from sentinelle import vendor
+    from sentinelle.web import vendor
 
     if not (REPO / "node_modules").is_dir():
         pytest.skip("node_modules absent: run `npm ci --ignore-scripts`")

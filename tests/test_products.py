@@ -25,7 +25,7 @@ from pyproj import Transformer
 from rasterio.features import geometry_mask
 
 from sentinelle.analysis.classify import RULES_LEGEND
-from sentinelle.wms_products import swatch_centre
+from sentinelle.ows.derived import swatch_centre
 
 pytestmark = pytest.mark.server
 

@@ -25,7 +25,7 @@ from rasterio.io import MemoryFile
 
 from sentinelle.analysis.render import colorize
 from sentinelle.catalog.area import CRS84
-from sentinelle.wms_params import (
+from sentinelle.ows.params import (
     WmsError,
     crs_from_code,
     normalise,

@@ -22,9 +22,11 @@ from pathlib import Path
 from flask import Blueprint, Response, send_from_directory
 from werkzeug.security import safe_join
 
+from sentinelle.settings import REPO_ROOT
+
 LOGGER = logging.getLogger(__name__)
 
-REPO_DIR = Path(__file__).resolve().parents[1]
+REPO_DIR = REPO_ROOT
 ENV_VAR = "SENTINELLE_VENDOR_DIR"
 URL_PREFIX = "/vendor"
 CACHE_MAX_AGE = 31536000  # one year: versions are pinned in package-lock.json
@@ -63,7 +65,7 @@ ASSETS: dict[str, tuple[str, ...]] = {
         "oauth2-redirect.js",
     ),
     "redoc": ("bundles/redoc.standalone.js",),
-    # the /dashboard page (sentinelle/dashboard/): OpenLayers full build, Chart.js UMD
+    # the /dashboard page (sentinelle/web/dashboard/): OpenLayers full build, Chart.js UMD
     "ol": ("ol.css", "dist/ol.js"),
     "chart.js": ("dist/chart.umd.min.js",),
 }
@@ -138,7 +140,7 @@ def asset(package: str, path: str) -> Response:
     if not is_allowed(package, path):
         return _not_found(
             f"Not found: {path} is not a served file of {package} "
-            "(see ASSETS in sentinelle/vendor.py)."
+            "(see ASSETS in sentinelle/web/vendor.py)."
         )
     package_dir = vendor_dir() / package
     # The whitelist already excludes '..' and absolute paths; safe_join is a

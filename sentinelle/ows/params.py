@@ -2,7 +2,7 @@
 
 Every function takes raw strings and returns clean values, or raises :class:`WmsError` carrying
 the WMS 1.3.0 exception code (``InvalidCRS``, ``LayerNotDefined``…) and the parameter name as
-locator.  No HTTP, no rendering here: :mod:`sentinelle.wms` calls these, then the renderer.
+locator.  No HTTP, no rendering here: :mod:`sentinelle.ows.wms` calls these, then the renderer.
 
 Axis order is the one WMS 1.3.0 mandates: the CRS's own.  ``EPSG:4326``, ``EPSG:4258``,
 ``EPSG:4624`` are latitude/longitude and ``EPSG:3035`` northing/easting, so their BBOX comes

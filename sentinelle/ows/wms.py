@@ -10,7 +10,7 @@ renderer OGC API Maps uses (one date on a tile-sized map is read straight from t
 :mod:`sentinelle.catalog.tiles`; an interval makes a composite through the catalog's general
 path), and GetFeatureInfo reads through :func:`sentinelle.rendering.read_pixels` the same way;
 parameters are checked by the plain functions of
-:mod:`sentinelle.wms_params`; domain errors become WMS 1.3.0 service exceptions through one
+:mod:`sentinelle.ows.params`; domain errors become WMS 1.3.0 service exceptions through one
 table (:data:`ERROR_TABLE`).
 
 Register with ``app.register_blueprint(wms.BLUEPRINT)``.
@@ -25,7 +25,6 @@ import logging
 import math
 import re
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 from flask import Blueprint, Response, g, request
@@ -48,18 +47,9 @@ from sentinelle.errors import (
     UpstreamUnavailable,
     most_specific,
 )
-from sentinelle.rendering import (
-    TRUE_COLOR_BANDS,
-    When,
-    compute,
-    legend_png,
-    read_pixels,
-    render_map,
-)
-from sentinelle.settings import Limits
-from sentinelle.wms_capabilities import capabilities
-from sentinelle.wms_layers import LEGEND_SIZE, Layer, layer_map, load_config
-from sentinelle.wms_params import (
+from sentinelle.ows.capabilities import capabilities
+from sentinelle.ows.layers import LEGEND_SIZE, Layer, PixelValue, layer_map, load_config
+from sentinelle.ows.params import (
     INFO_FORMATS,
     ISO639_2,
     LEGEND_FORMATS,
@@ -83,6 +73,15 @@ from sentinelle.wms_params import (
     parse_time,
     require,
 )
+from sentinelle.rendering import (
+    TRUE_COLOR_BANDS,
+    When,
+    compute,
+    legend_png,
+    read_pixels,
+    render_map,
+)
+from sentinelle.settings import Limits
 
 LOGGER = logging.getLogger(__name__)
 BLUEPRINT = Blueprint("wms", __name__)
@@ -164,7 +163,7 @@ def draw_layer(layer: Layer, bbox, crs, size: tuple[int, int], when: When,
                limits: Limits) -> np.ndarray:
     """RGBA of one layer (fully transparent where the layer has nothing to show)."""
     if layer.preset is not None:  # derived products: classification, change
-        from sentinelle import wms_products
+        from sentinelle.ows import derived as wms_products
 
         return wms_products.draw(layer, bbox, crs, size, when, limits)
     source = layer.source
@@ -176,17 +175,6 @@ def draw_layer(layer: Layer, bbox, crs, size: tuple[int, int], when: When,
         return np.zeros((size[1], size[0], 4), dtype="uint8")
 
 
-@dataclass(frozen=True)
-class PixelValue:
-    """The layer's values at one 10 m pixel and what they come from."""
-
-    layer: str
-    lon: float
-    lat: float
-    values: dict[str, float | None]
-    dates: tuple[str, ...]
-    scenes: tuple[str, ...]
-
 
 def pixel_value(layer: Layer, x: float, y: float, crs, when: When, limits: Limits,
                 lang: str = "fr") -> PixelValue:
@@ -195,7 +183,7 @@ def pixel_value(layer: Layer, x: float, y: float, crs, when: When, limits: Limit
     process give for that pixel, cloud-masked like the map; None outside the area or under
     cloud.  Derived layers give their class code and name (in ``lang``)."""
     if layer.preset is not None:
-        from sentinelle import wms_products
+        from sentinelle.ows import derived as wms_products
 
         return wms_products.pixel_value(layer, x, y, crs, when, limits, lang)
     source = layer.source
@@ -365,7 +353,7 @@ def get_legend_graphic(params: dict[str, str], layers: dict[str, Layer], lang: s
     parse_styles(params.get("STYLE"), [name], {name: [layer.style]})
     parse_format(params.get("FORMAT") or "image/png", LEGEND_FORMATS)
     if layer.preset is not None:
-        from sentinelle import wms_products
+        from sentinelle.ows import derived as wms_products
 
         body = wms_products.legend_png(layer, lang)
     else:

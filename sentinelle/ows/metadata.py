@@ -49,7 +49,7 @@ from pygeoapi import l10n
 from werkzeug.datastructures import Headers
 
 from sentinelle.errors import NotFound, SentinelleError
-from sentinelle.wms_layers import AREA_CRS, area_sources, layers, load_config
+from sentinelle.ows.layers import AREA_CRS, area_sources, layers, load_config
 
 BLUEPRINT = Blueprint("metadata", __name__)
 LOGGER = logging.getLogger(__name__)

@@ -664,7 +664,7 @@ def _path_param(name: str, description: str, schema: Schema | None = None) -> di
 
 def _plain_errors(*codes: str) -> dict[str, Any]:
     """Errors of our own routes: plain text from the route, or the exception JSON of the
-    request guards (:mod:`sentinelle.guards`) that run before every route."""
+    request guards (:mod:`sentinelle.web.guards`) that run before every route."""
     messages = {"400": "Invalid request (the message says why)",
                 "404": "Not found (the message names what exists)"}
     return {code: response(messages[code], {TEXT: STRING, JSON: ref("exception")})
@@ -674,8 +674,8 @@ def _plain_errors(*codes: str) -> dict[str, Any]:
 def _wms_operation(config: dict | None) -> dict[str, Any]:
     """``GET /wms``: WMS 1.3.0 key-value parameters (names are case-insensitive)."""
     from sentinelle.analysis.indices import INDICES
+    from sentinelle.ows.params import INFO_FORMATS, MAP_FORMATS, MAX_LAYERS
     from sentinelle.rendering import MAX_MAP_SIDE
-    from sentinelle.wms_params import INFO_FORMATS, MAP_FORMATS, MAX_LAYERS
 
     layers = [f"{area}:{name}" for area in _areas(config) for name in
               ("OI.OrthoimageCoverage", *INDICES, "LC.LandCoverRaster", "NDVI-change")]
@@ -730,7 +730,7 @@ def _wms_operation(config: dict | None) -> dict[str, Any]:
 
 
 def _own_paths(config: dict | None, kinds: dict[str, set[str]]) -> dict[str, Any]:
-    from sentinelle.vendor import ASSETS
+    from sentinelle.web.vendor import ASSETS
 
     record = _path_param("recordId", "collection or scene identifier")
     paths: dict[str, Any] = {
@@ -842,6 +842,6 @@ def finalize(document: dict[str, Any], config: dict | None = None) -> dict[str, 
                               ("dashboard", "Web dashboard")):
         if name not in tags:
             document["tags"].append({"name": name, "description": description})
-    from sentinelle.access import declare_security  # security schemes (access control)
+    from sentinelle.web.access import declare_security  # security schemes (access control)
 
     return declare_security(document)

@@ -642,7 +642,7 @@ def declare_security(document: dict) -> dict:
             "description": f"OIDC access token issued by {policy.oidc.issuer}"
                            + (f" for audience {policy.oidc.audience}"
                               if policy.oidc.audience else "")}
-    # the exception schema sentinelle.openapi declares, else our own
+    # the exception schema sentinelle.web.openapi declares, else our own
     exception = ({"$ref": "#/components/schemas/exception"}
                  if "exception" in document["components"].get("schemas", {}) else _EXCEPTION)
     denied = {

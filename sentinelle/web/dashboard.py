@@ -1,6 +1,6 @@
 """``/dashboard``: a map dashboard for regional authorities (issue 9).
 
-One static page (``sentinelle/dashboard/index.html``) with plain JavaScript
+One static page (``sentinelle/web/dashboard/index.html``) with plain JavaScript
 (``dashboard/app.js``, no build step) that talks to the server's own OGC APIs:
 Maps (true colour / NDVI images for the current view), Features (parcels,
 communes, planning zones), Records/Coverages metadata (available dates) and
@@ -52,7 +52,7 @@ def page_slash() -> Response:
 
 @BLUEPRINT.route("/dashboard/static/<path:filename>", methods=["GET"])
 def static_file(filename: str) -> Response:
-    """The dashboard's own JavaScript and CSS (``sentinelle/dashboard/``)."""
+    """The dashboard's own JavaScript and CSS (``sentinelle/web/dashboard/``)."""
     if filename == "index.html":
         return redirect("../../dashboard", code=301)
     return _secure(send_from_directory(STATIC_DIR, filename, max_age=300))

@@ -1,4 +1,4 @@
-"""Pixels of the derived WMS layers (:class:`sentinelle.wms_layers.Preset`): the rules
+"""Pixels of the derived WMS layers (:class:`sentinelle.ows.layers.Preset`): the rules
 land-cover classification and the index change between a preset period and TIME.
 
 Both go through the catalog's one path (:func:`sentinelle.catalog.imagery.read_imagery`:
@@ -40,9 +40,9 @@ from sentinelle.catalog.area import CRS84, Area, Grid, _transformer, parse_crs, 
 from sentinelle.catalog.dates import Interval, parse_interval
 from sentinelle.catalog.imagery import read_imagery
 from sentinelle.errors import InvalidInput, NoData, SourceUnavailable
+from sentinelle.ows.layers import CLASSIFICATION_BANDS, Layer, PixelValue
 from sentinelle.rendering import When, compute, request_area
 from sentinelle.settings import Limits
-from sentinelle.wms_layers import CLASSIFICATION_BANDS, Layer
 
 try:  # the tile fast path of the WMS renderer (sentinelle.catalog.tiles), when installed
     from sentinelle.rendering import read_pixels
@@ -232,7 +232,6 @@ def pixel_value(layer: Layer, x: float, y: float, crs, when: When, limits: Limit
     ``crs``, x first), with the values it comes from: NDVI/NDWI/NDMI for the classification;
     the index before and after and their difference for the change (patches under
     ``min_area_ha`` read as stable, as the change-detection process counts them)."""
-    from sentinelle.wms import PixelValue
 
     lon, lat = _transformer(crs, CRS84).transform(x, y)
     if layer.kind == "classification":

@@ -1,7 +1,7 @@
 """The WMS 1.3.0 GetCapabilities document, with INSPIRE view-service extended capabilities.
 
 Built from the pygeoapi configuration's ``metadata`` (service title, abstract, keywords,
-contact, licence) and the layers of :mod:`sentinelle.wms_layers`, in the requested language
+contact, licence) and the layers of :mod:`sentinelle.ows.layers`, in the requested language
 (French by default, English available).  Element order follows the WMS 1.3.0 schema
 (``capabilities_1_3_0.xsd``) and the INSPIRE ``inspire_vs`` 1.0 schema (scenario 2: the
 service metadata record is linked by ``inspire_common:MetadataUrl``).
@@ -15,9 +15,8 @@ from lxml import etree
 from pygeoapi import l10n
 
 from sentinelle.catalog.area import CRS84
-from sentinelle.rendering import MAX_MAP_SIDE
-from sentinelle.wms_layers import Layer
-from sentinelle.wms_params import (
+from sentinelle.ows.layers import Layer
+from sentinelle.ows.params import (
     INFO_FORMATS,
     ISO639_2,
     MAP_FORMATS,
@@ -25,6 +24,7 @@ from sentinelle.wms_params import (
     axis_ordered,
     crs_from_code,
 )
+from sentinelle.rendering import MAX_MAP_SIDE
 
 WMS = "http://www.opengis.net/wms"
 XLINK = "http://www.w3.org/1999/xlink"

@@ -44,7 +44,7 @@ from sentinelle.catalog.search import search
 from sentinelle.catalog.source import Catalog, open_catalog
 from sentinelle.errors import SentinelleError
 from sentinelle.rendering import DEFAULT_MAX_CLOUD, INDEX_RAMPS, resolve_area
-from sentinelle.settings import Limits
+from sentinelle.settings import DEFAULT_CONFIG, Limits
 
 LOGGER = logging.getLogger(__name__)
 TRUE_COLOR = "OI.OrthoimageCoverage"
@@ -370,9 +370,19 @@ def _derived_abstract(layer: "Layer", lang: str) -> str:
             f"{composite} composite of a period.")
 
 
-def _config_path() -> Path:
-    from sentinelle.server import DEFAULT_CONFIG
+@dataclass(frozen=True)
+class PixelValue:
+    """A layer's values at one 10 m pixel and what they come from (GetFeatureInfo)."""
 
+    layer: str
+    lon: float
+    lat: float
+    values: dict[str, float | None]
+    dates: tuple[str, ...]
+    scenes: tuple[str, ...]
+
+
+def _config_path() -> Path:
     return Path(os.environ.get("PYGEOAPI_CONFIG") or DEFAULT_CONFIG)
 
 

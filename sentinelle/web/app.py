@@ -13,12 +13,10 @@ from pathlib import Path
 
 from flask import Flask
 
-from sentinelle.settings import REPO_ROOT, data_dir
+from sentinelle.settings import DEFAULT_CONFIG, DEFAULT_OPENAPI, REPO_ROOT, data_dir
 
 LOGGER = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = REPO_ROOT / "pygeoapi-config.yml"
-DEFAULT_OPENAPI = REPO_ROOT / "build" / "openapi.yml"
 
 
 def configure_environment(config: str | Path | None = None,
@@ -39,7 +37,7 @@ def configure_environment(config: str | Path | None = None,
 def ensure_openapi(config_path: Path, openapi_path: Path) -> None:
     """Write the OpenAPI document if it is missing or older than the configuration, or was
     written for another access-control configuration."""
-    from sentinelle import access
+    from sentinelle.web import access
 
     if openapi_path.exists() and openapi_path.stat().st_mtime >= config_path.stat().st_mtime \
             and access.openapi_is_current(openapi_path):
@@ -47,7 +45,7 @@ def ensure_openapi(config_path: Path, openapi_path: Path) -> None:
     import yaml
     from pygeoapi.openapi import generate_openapi_document
 
-    from sentinelle.openapi import finalize
+    from sentinelle.web.openapi import finalize
 
     openapi_path.parent.mkdir(parents=True, exist_ok=True)
     with config_path.open(encoding="utf-8") as handle:
@@ -91,14 +89,15 @@ def map_legend(collection_id: str):
 
 
 def create_app(config: str | Path | None = None, openapi: str | Path | None = None) -> Flask:
-    """The WSGI application (``gunicorn 'sentinelle.server:create_app()'``)."""
+    """The WSGI application (``gunicorn 'sentinelle.web.app:create_app()'``)."""
     config_path, openapi_path = configure_environment(config, openapi)
     ensure_openapi(config_path, openapi_path)
     (data_dir() / "results").mkdir(parents=True, exist_ok=True)
 
     from pygeoapi import flask_app
 
-    from sentinelle import access, compat, dashboard, guards, metadata, vendor, wms
+    from sentinelle.ows import metadata, wms
+    from sentinelle.web import access, compat, dashboard, guards, vendor
 
     declare_filter_conformance()
     app = Flask(__name__, static_folder=None)

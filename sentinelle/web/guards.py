@@ -62,7 +62,7 @@ def error_response(status: int, code: str, message: str):
     from flask import Response, request
 
     if request.path.rstrip("/") == "/wms":
-        from sentinelle.wms import EXCEPTION_MIME, exception_report
+        from sentinelle.ows.wms import EXCEPTION_MIME, exception_report
 
         return Response(exception_report(message), status=status, mimetype=EXCEPTION_MIME)
     body = json.dumps({"code": code, "type": code, "description": message},
@@ -104,7 +104,7 @@ def http_error(err: HTTPException):
 def check_path(path: str) -> None:
     """No ``..``/``.`` segment, backslash or NUL byte, however encoded (werkzeug has decoded
     ``%2e%2e`` and ``%2f`` by now): nothing may name a file outside the served folders."""
-    if path.startswith("/vendor/"):  # a whitelist of files answers there (sentinelle.vendor)
+    if path.startswith("/vendor/"):  # a whitelist of files answers there (sentinelle.web.vendor)
         return
     segments = path.split("/")
     if any(s in ("..", ".") for s in segments) or "\\" in path or "\x00" in path:
