@@ -35,11 +35,25 @@ RAMPS: Mapping[str, Ramp] = MappingProxyType({
     "water": Ramp("water", (
         (-0.6, (150, 110, 60)), (-0.2, (230, 220, 170)), (0.0, (200, 230, 240)),
         (0.3, (70, 150, 220)), (0.6, (10, 50, 150)))),
+    # perceptually uniform and readable by colour-blind people (matplotlib's viridis, 0–1):
+    # the default for products whose meaning has no conventional ramp
+    "viridis": Ramp("viridis", (
+        (0.0, (68, 1, 84)), (0.25, (59, 82, 139)), (0.5, (33, 145, 140)),
+        (0.75, (94, 201, 98)), (1.0, (253, 231, 37)))),
     # a diverging ramp for differences (loss red, gain green)
     "difference": Ramp("difference", (
         (-0.6, (160, 0, 0)), (-0.2, (240, 120, 90)), (0.0, (245, 245, 245)),
         (0.2, (120, 200, 110)), (0.6, (0, 100, 30)))),
 })
+
+
+def rescaled(ramp: Ramp | str, low: float, high: float) -> Ramp:
+    """``ramp`` with its stops spread over ``[low, high]`` (a product's declared range)."""
+    ramp = RAMPS[ramp] if isinstance(ramp, str) else ramp
+    start, end = ramp.range
+    span = (end - start) or 1.0
+    return Ramp(ramp.name, tuple((low + (value - start) / span * (high - low), colour)
+                                 for value, colour in ramp.stops))
 
 
 def colorize(values: np.ndarray, ramp: Ramp | str = "ndvi") -> np.ndarray:

@@ -57,9 +57,9 @@ def tiles_inside(data: Path) -> list[tuple[float, float, float, float]]:
     ``MAX_TILES`` of them)."""
     import shapely
 
-    from sentinelle.rendering import resolve_area
+    from sentinelle.catalog.sample import outline
 
-    area = resolve_area("bretagne", data / "vectors" / "areas.geojson").to_crs(3857).geometry
+    area = outline(data, "bretagne").to_crs(3857).geometry
     minx, miny, maxx, maxy = area.bounds
     tiles = []
     for z in ZOOMS:
@@ -117,12 +117,13 @@ def wms_client(url: str):
 
 
 def render_map_inprocess(data: Path):
+    from sentinelle.catalog.sample import outline
     from sentinelle.catalog.source import open_catalog
     from sentinelle.encode import to_png
-    from sentinelle.rendering import parse_when, render_map, resolve_area
+    from sentinelle.rendering import parse_when, render_map
 
     catalog = open_catalog(data / "catalog")
-    area = resolve_area("bretagne", data / "vectors" / "areas.geojson")
+    area = outline(data, "bretagne")
     when = parse_when(DATE)
 
     def draw(bounds):

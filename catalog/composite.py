@@ -1,6 +1,7 @@
 """Masking and temporal composites, lazily, on cubes from ``load_cube``.
 
-``mask_clouds`` blanks every reflectance value whose SCL class hides the ground; ``composite``
+``mask_clouds`` blanks every value the source's cloud mask (SCL classes, a Theia bit field, a
+cloud probability: :mod:`~sentinelle.catalog.masks`) says hides the ground; ``composite``
 reduces the time axis: ``median`` (robust to leftover haze), ``max`` (greenest pixel for an
 index) or ``latest`` (most recent valid observation, for "the state today").
 """
@@ -13,19 +14,26 @@ import dask.array as dsa
 import numpy as np
 import xarray as xr
 
-from sentinelle.catalog.scl import DEFAULT_MASK_CLASSES, valid_mask
+from sentinelle.catalog.masks import Mask, SclMask
 from sentinelle.errors import InvalidInput
 
 METHODS = ("median", "max", "latest")
 
 
-def mask_clouds(cube: xr.Dataset, classes: Iterable[int] = DEFAULT_MASK_CLASSES) -> xr.Dataset:
-    """Reflectance set to NaN where SCL is in ``classes``; the ``scl`` variable is dropped."""
-    if "scl" not in cube:
-        raise InvalidInput("masking needs the scl band in the cube")
-    valid = valid_mask(cube["scl"], classes)
-    masked = cube.drop_vars("scl")
-    return masked.where(valid)
+def mask_clouds(cube: xr.Dataset, mask: Mask | Iterable[int] | None = None) -> xr.Dataset:
+    """Values set to NaN where ``mask`` (default: SCL's default classes; an iterable of SCL
+    classes is accepted) hides the ground; the mask's band is dropped.  A mask without a
+    band (no cloud mask) leaves the cube as it is."""
+    if mask is None:
+        mask = SclMask()
+    elif not isinstance(mask, Mask):
+        mask = SclMask(classes=tuple(int(c) for c in mask))
+    if not mask.masks:
+        return cube
+    if mask.band not in cube:
+        raise InvalidInput(f"masking needs the {mask.band} band in the cube")
+    hidden = mask.hidden(cube[mask.band])
+    return cube.drop_vars(mask.band).where(~hidden)
 
 
 def _latest_valid(block: np.ndarray, axis: int) -> np.ndarray:

@@ -1,10 +1,12 @@
 """Lazy Sentinel-2 cubes: scenes + bands + grid → an ``xarray.Dataset`` backed by Dask.
 
 stackstac builds the task graph (one task per COG block the grid touches; nothing is read
-until computed).  Digital numbers stay integers until the last step, where each scene's own
-scale and offset turn them into float32 reflectance with NaN for nodata.  SCL stays uint8 and
-is always resampled with nearest neighbour.  The pixel budget is checked before anything is
-read.
+until computed).  Digital numbers stay integers until the last step (unsigned files whose
+nodata is 0, the usual Sentinel-2 COG), where each scene's own scale and offset turn them into
+float32 values with NaN for nodata; other data types (Theia's int16 with −10000, a float
+product) are read as float32 with NaN where the file or the source declares nodata.  Mask
+bands (SCL, Theia CLM, a cloud probability) stay integers (uint8) and are always resampled
+with nearest neighbour.  The pixel budget is checked before anything is read.
 
 Unreadable files: every file's header is opened first
 (:func:`~sentinelle.catalog.gdal.check_assets`, cached).  A scene with a missing or corrupt
@@ -29,7 +31,13 @@ import stackstac
 import xarray as xr
 
 from sentinelle.catalog.area import Area, Grid
-from sentinelle.catalog.gdal import CheckedReader, check_assets, reader_env, register_asset
+from sentinelle.catalog.gdal import (
+    CheckedReader,
+    asset_header,
+    check_assets,
+    reader_env,
+    register_asset,
+)
 from sentinelle.catalog.overviews import ground_resolution, overview_href
 from sentinelle.catalog.presets import CLASS_BANDS
 from sentinelle.catalog.scenes import Scene
@@ -57,8 +65,25 @@ def check_budget(n_scenes: int, n_bands: int, grid: Grid, limits: Limits) -> Non
         )
 
 
+#: unsigned integer types read as such (0 = nodata); anything else is read as float32
+UNSIGNED = ("uint8", "uint16")
+
+
+def asset_dtype(scene: Scene, band: str) -> str:
+    """The data type of a band's file: as the catalog or the source declares it, else as
+    its header says (read once, cached)."""
+    asset = scene.assets[band]
+    return asset.dtype or asset_header(asset.href).dtype
+
+
+def integer_read(scenes: Sequence[Scene], band: str) -> bool:
+    """Whether ``band`` can be read as uint16 with 0 for nodata in every scene (the cheap
+    path): unsigned files whose nodata is 0."""
+    return all(asset_dtype(s, band) in UNSIGNED and s.assets[band].nodata == 0 for s in scenes)
+
+
 def _stack(scenes: Sequence[Scene], bands: list[str], grid: Grid, *, resampling: str,
-           chunk_size: int) -> xr.DataArray:
+           chunk_size: int, dtype: str = "uint16") -> xr.DataArray:
     from rasterio.enums import Resampling
 
     remote = any(scene.assets[b].is_remote for scene in scenes for b in bands)
@@ -81,8 +106,8 @@ def _stack(scenes: Sequence[Scene], bands: list[str], grid: Grid, *, resampling:
         bounds=grid.bounds,
         snap_bounds=False,
         xy_coords="center",
-        dtype="uint16",
-        fill_value=np.uint16(0),
+        dtype=dtype,
+        fill_value=np.uint16(0) if dtype == "uint16" else np.float32("nan"),
         rescale=False,
         chunksize=chunk_size,
         resampling=Resampling[resampling],
@@ -193,17 +218,26 @@ def load_cube(scenes: Sequence[Scene], bands: Sequence[str], grid: Grid, *,
     reflectance = [b for b in bands if b not in CLASS_BANDS]
     classes = [b for b in bands if b in CLASS_BANDS]
     variables: dict[str, xr.DataArray] = {}
-    if reflectance:
-        raw = _stack(scenes, reflectance, grid, resampling=resampling,
-                     chunk_size=limits.chunk_size)
-        for band in reflectance:
+    integer = [b for b in reflectance if integer_read(scenes, b)]
+    groups = [(integer, "uint16"), ([b for b in reflectance if b not in integer], "float32")]
+    for group, dtype in groups:
+        if not group:
+            continue
+        raw = _stack(scenes, group, grid, resampling=resampling,
+                     chunk_size=limits.chunk_size, dtype=dtype)
+        for band in group:
             dn = raw.sel(band=band, drop=True)
             scale = xr.DataArray([s.assets[band].scale for s in scenes], dims="time")
             offset = xr.DataArray([s.assets[band].offset for s in scenes], dims="time")
-            nodata = scenes[0].assets[band].nodata
             values = (dn.astype("float32") * scale.astype("float32")
                       + offset.astype("float32"))
-            variables[band] = values.where(dn != nodata).astype("float32")
+            nodata = {s.assets[band].nodata for s in scenes} - {None}
+            valid = dn == dn  # float reads: NaN where the file declares nodata
+            if dtype == "uint16":
+                valid = dn != 0
+            for value in nodata:  # the source's nodata, declared in the file or not
+                valid = valid & (dn != value)
+            variables[band] = values.where(valid).astype("float32")
     if classes:
         raw = None
         for band in classes:

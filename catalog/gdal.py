@@ -27,6 +27,7 @@ import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -229,7 +230,20 @@ class CheckedReader(AutoParallelRioReader):
 
 # --- header checks before reading --------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says: enough to read it without trusting the catalog."""
+
+    dtype: str
+    nodata: float | None
+    epsg: int | None
+    transform: tuple[float, ...]
+    shape: tuple[int, int]
+    count: int
+
+
 _CHECKS: dict[tuple, tuple[float, SourceUnavailable | None]] = {}
+_HEADERS: dict[tuple, Header] = {}
 _CHECKS_LOCK = threading.Lock()
 _REMOTE_OK_TTL = 600.0  # s a remote file known readable is not re-checked
 _REMOTE_MISSING_TTL = 60.0  # s a remote file known missing is not re-checked
@@ -262,8 +276,9 @@ def check_asset(href: str, *, scene: str | None = None,
     env = reader_env(remote=remote)
     try:
         with env.open:
-            with rasterio.open(href):
-                pass
+            with rasterio.open(href) as ds:
+                header = Header(ds.dtypes[0], ds.nodata, ds.crs.to_epsg() if ds.crs else None,
+                                tuple(ds.transform)[:6], (ds.height, ds.width), ds.count)
         error = None
     except Exception as err:  # noqa: BLE001 - classified below
         error = read_error(err, href, scene=scene, band=band)
@@ -279,8 +294,31 @@ def check_asset(href: str, *, scene: str | None = None,
         with _CHECKS_LOCK:
             if len(_CHECKS) > _NAMES_MAX:
                 _CHECKS.clear()
+                _HEADERS.clear()
             _CHECKS[key] = (time.monotonic() + ttl, error)
+            if error is None:
+                _HEADERS[key] = header
     return error
+
+
+def asset_header(href: str) -> Header:
+    """The header of ``href`` (its data type, nodata, grid), read once and cached with
+    :func:`check_asset`'s result; :func:`read_error`'s error when it does not open."""
+    key = _check_key(href)
+    with _CHECKS_LOCK:
+        header = _HEADERS.get(key)
+    if header is not None:
+        return header
+    error = check_asset(href)
+    if error is not None:
+        raise error
+    with _CHECKS_LOCK:
+        header = _HEADERS.get(key)
+    if header is None:  # not cacheable (a remote file checked with a zero TTL): read it
+        with reader_env(remote=is_remote(href)).open, rasterio.open(href) as ds:
+            header = Header(ds.dtypes[0], ds.nodata, ds.crs.to_epsg() if ds.crs else None,
+                            tuple(ds.transform)[:6], (ds.height, ds.width), ds.count)
+    return header
 
 
 def check_assets(assets: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str],

@@ -10,7 +10,11 @@ how the provider spelled it.  Provider quirks are handled here, once:
   (STAC 1.1), else from the preset's processing-baseline rule;
 * an offset already applied by the provider (Earth Search's ``earthsearch:boa_offset_applied``)
   is set to 0;
-* ``proj:code`` (projection v2) and ``proj:epsg`` (v1) both give the EPSG code.
+* ``proj:code`` (projection v2) and ``proj:epsg`` (v1) both give the EPSG code;
+* the data type comes from ``raster:bands``/``data_type``, the source's configuration or the
+  preset (None: the file's header decides, see :func:`sentinelle.catalog.gdal.asset_header`);
+* a source's ``assets:`` configuration overrides the key, scale, offset, nodata and data type
+  of any band (:func:`sentinelle.catalog.presets.with_assets`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Asset:
     transform: tuple[float, ...] | None
     shape: tuple[int, int] | None
     source_key: str  # the provider's asset key
+    dtype: str | None = None  # GDAL data type (lower case); None: as the file says
 
     @property
     def is_remote(self) -> bool:
@@ -71,14 +76,22 @@ class Scene:
 
     @property
     def mgrs_tile(self) -> str | None:
+        """The MGRS tile (``30UXU``) from whichever properties the provider uses: ``s2:`` (v1,
+        Planetary Computer), ``mgrs:`` (STAC MGRS extension), ``sentinel:`` (Earth Search v0,
+        whose UTM zone may only be in ``proj:epsg``), ``grid:code`` (CDSE), ``tile`` (Theia)."""
         props = self.properties
-        if "s2:mgrs_tile" in props:
+        if props.get("s2:mgrs_tile"):
             return props["s2:mgrs_tile"]
-        if "mgrs:utm_zone" in props:
-            return f"{props['mgrs:utm_zone']}{props.get('mgrs:latitude_band', '')}" \
-                   f"{props.get('mgrs:grid_square', '')}"
+        for prefix in ("mgrs", "sentinel"):
+            band, square = props.get(f"{prefix}:latitude_band"), props.get(f"{prefix}:grid_square")
+            if band and square:
+                zone = props.get(f"{prefix}:utm_zone") or _utm_zone(self.epsg)
+                if zone:
+                    return f"{int(zone):02d}{band}{square}"
         code = props.get("grid:code", "")
-        return code.split("-", 1)[1] if code.startswith("MGRS-") else None
+        if code.startswith("MGRS-"):
+            return code.split("-", 1)[1]
+        return props.get("theia:tile")
 
     def stac_item(self, bands: list[str]) -> dict:
         """A minimal STAC item dict with our band names as asset keys, for stackstac."""
@@ -106,6 +119,12 @@ class Scene:
         }
 
 
+def _utm_zone(epsg: int | None) -> int | None:
+    if epsg is not None and (32601 <= epsg <= 32660 or 32701 <= epsg <= 32760):
+        return epsg % 100
+    return None
+
+
 def parse_datetime(value: str) -> dt.datetime:
     """An aware UTC datetime from an RFC 3339 string (``Z`` or offset)."""
     parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -131,14 +150,16 @@ def _absolute(href: str, base: str | None) -> str:
     return posixpath.normpath(posixpath.join(posixpath.dirname(base), href))
 
 
-def _scale_offset(asset: Mapping[str, Any]) -> tuple[float | None, float | None, float | None]:
-    """(scale, offset, nodata) as declared by the asset, ``None`` where not declared."""
+def _declared(asset: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """(scale, offset, nodata, data type) as declared by the asset, ``None`` where not
+    declared (``raster:bands`` in STAC 1.0, ``bands`` + ``raster:*`` in STAC 1.1)."""
     bands = asset.get("raster:bands") or asset.get("bands") or [{}]
     first = bands[0] if isinstance(bands, list) and bands else {}
     scale = first.get("scale", first.get("raster:scale", asset.get("raster:scale")))
     offset = first.get("offset", first.get("raster:offset", asset.get("raster:offset")))
     nodata = first.get("nodata", asset.get("nodata"))
-    return scale, offset, nodata
+    dtype = first.get("data_type", asset.get("data_type"))
+    return scale, offset, nodata, dtype
 
 
 def _baseline_offset(props: Mapping[str, Any], preset: Preset) -> float:
@@ -164,21 +185,29 @@ def scene_from_item(item: Mapping[str, Any], preset: Preset, *,
                           and props.get(preset.offset_applied_property))
     assets: dict[str, Asset] = {}
     raw_assets = item.get("assets", {})
-    for band, key in preset.assets.items():
+    for band, key in preset.band_keys.items():
         raw = raw_assets.get(key)
         if raw is None:
             continue
+        override = preset.overrides.get(band)
         href = raw["href"]
         if preset.alternate and href.startswith("s3://"):
             href = raw.get("alternate", {}).get(preset.alternate, {}).get("href", href)
-        scale, offset, nodata = _scale_offset(raw)
+        scale, offset, nodata, dtype = _declared(raw)
+        if override is not None:  # the source's configuration wins over the metadata
+            scale = override.scale if override.scale is not None else scale
+            offset = override.offset if override.offset is not None else offset
+            nodata = override.nodata if override.nodata is not None else nodata
+            dtype = override.dtype or dtype
         if band in CLASS_BANDS:
             scale, offset = 1.0, 0.0
         else:
             scale = preset.default_scale if scale is None else float(scale)
             offset = _baseline_offset(props, preset) if offset is None else float(offset)
-            if offset_applied:
+            if offset_applied and not (override and override.offset is not None):
                 offset = 0.0
+        if nodata is None:  # SCL 0 is "no data"; a bit field's 0 is "clear"
+            nodata = 0 if band == "scl" else None if band in CLASS_BANDS else preset.nodata
         transform = raw.get("proj:transform", props.get("proj:transform"))
         shape = raw.get("proj:shape", props.get("proj:shape"))
         assets[band] = Asset(
@@ -186,7 +215,8 @@ def scene_from_item(item: Mapping[str, Any], preset: Preset, *,
             href=_absolute(href, self_href),
             scale=scale,
             offset=offset,
-            nodata=0 if nodata is None else nodata,
+            nodata=None if nodata is None else float(nodata),
+            dtype=str(dtype).lower() if dtype else preset.dtype,
             epsg=_epsg(raw) or item_epsg,
             transform=tuple(transform[:6]) if transform else None,
             shape=tuple(shape) if shape else None,

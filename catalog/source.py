@@ -1,10 +1,13 @@
-"""Where scenes come from: a static STAC catalog on disk (pystac) or a STAC API (pystac-client).
+"""Where scenes come from: a static STAC catalog on disk (pystac), a STAC API (pystac-client)
+or a folder of Theia/MAJA products (:mod:`~sentinelle.catalog.theia`).
 
-Both sources answer the same two questions — which scenes meet an area and a time interval, and
-which scene has this id — and hand back normalised :class:`~sentinelle.catalog.scenes.Scene`s.
-A static catalog is read once and kept in a module-level cache (pygeoapi rebuilds providers on
-every request, so the cost must not be paid per request); it is re-read when its root file
-changes.
+Every source answers the same two questions — which scenes meet an area and a time interval,
+and which scene has this id — and hands back normalised
+:class:`~sentinelle.catalog.scenes.Scene`s.  It also carries what reading its scenes needs:
+its :class:`~sentinelle.catalog.presets.Preset` (band names, with the configuration's
+``assets:`` overrides) and its cloud :class:`~sentinelle.catalog.masks.Mask`.  A catalog on
+disk is read once and kept in a module-level cache (pygeoapi rebuilds providers on every
+request, so the cost must not be paid per request); it is re-read when its root changes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-from abc import ABC, abstractmethod
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -20,30 +22,15 @@ from typing import Sequence
 import pystac
 import shapely
 
-from sentinelle.catalog.area import Area
-from sentinelle.catalog.dates import Interval
+from sentinelle.catalog.base import Catalog, ScenesCatalog, resolve_preset
 from sentinelle.catalog.gdal import http_timeout
-from sentinelle.catalog.presets import Preset, get_preset, guess_preset
-from sentinelle.catalog.scenes import Scene, scene_from_item
+from sentinelle.catalog.masks import parse_mask
+from sentinelle.catalog.presets import get_preset, with_assets
+from sentinelle.catalog.scenes import scene_from_item
 from sentinelle.errors import NotFound, SourceUnavailable, UpstreamTimeout, UpstreamUnavailable
 
 
-class Catalog(ABC):
-    """A source of Sentinel-2 L2A scenes."""
-
-    preset: Preset
-
-    @abstractmethod
-    def find(self, area: Area | None = None, interval: Interval | None = None, *,
-             limit: int | None = None) -> list[Scene]:
-        """Scenes whose footprint meets ``area`` and whose date is in ``interval``, by date."""
-
-    @abstractmethod
-    def get(self, scene_id: str) -> Scene:
-        """The scene with this id (:class:`NotFound` otherwise)."""
-
-
-class StaticCatalog(Catalog):
+class StaticCatalog(ScenesCatalog):
     """A static STAC catalog (``catalog.json`` with children and items) on the local disk.
 
     ``allow_remote=False`` (the default) drops assets whose href is a URL: a catalog of local
@@ -51,16 +38,18 @@ class StaticCatalog(Catalog):
     keep https thumbnails and s3 JPEG 2000 copies next to the local bands).
     """
 
-    def __init__(self, path: str | Path, preset: str = "auto", *, allow_remote: bool = False):
+    def __init__(self, path: str | Path, preset: str = "auto", *, allow_remote: bool = False,
+                 assets=None, mask=None, collections: Sequence[str] | None = None):
         self.path = Path(path).resolve()
         if self.path.is_dir():
             self.path = self.path / "catalog.json"
         if not self.path.exists():
             raise SourceUnavailable(f"no STAC catalog at {self.path}")
         self._preset_name = preset
+        self._assets = assets
+        self._mask = mask
+        self.collections = list(collections or [])
         self.allow_remote = allow_remote
-        self._scenes: list[Scene] = []
-        self._by_id: dict[str, Scene] = {}
         self._load()
 
     def _load(self) -> None:
@@ -72,10 +61,12 @@ class StaticCatalog(Catalog):
             raise SourceUnavailable(f"cannot read the STAC catalog {self.path}: {err}") from err
         raws = [(item.to_dict(include_self_link=False, transform_hrefs=False),
                  item.get_self_href()) for item in items]
-        if self._preset_name != "auto":
-            self.preset = get_preset(self._preset_name)
-        else:
-            self.preset = guess_preset(raws[0][0]) if raws else get_preset("earth-search")
+        if self.collections:
+            raws = [(raw, href) for raw, href in raws
+                    if raw.get("collection") in self.collections]
+        self.preset, self.preset_reason = resolve_preset(
+            self._preset_name, raws[0][0] if raws else None, self._assets)
+        self.mask = parse_mask(self._mask, self.preset.mask)
         scenes = []
         for raw, href in raws:
             scene = scene_from_item(raw, self.preset, self_href=href)
@@ -83,31 +74,7 @@ class StaticCatalog(Catalog):
                 scene = replace(scene, assets={b: a for b, a in scene.assets.items()
                                                if not a.is_remote})
             scenes.append(scene)
-        self._scenes = sorted(scenes, key=lambda s: (s.datetime, s.id))
-        self._by_id = {s.id: s for s in self._scenes}
-
-    @property
-    def scenes(self) -> Sequence[Scene]:
-        return self._scenes
-
-    def find(self, area=None, interval=None, *, limit=None):
-        out = []
-        lonlat = area.to_crs("OGC:CRS84").geometry if area is not None else None
-        for scene in self._scenes:
-            if interval is not None and not interval.contains(scene.datetime):
-                continue
-            if lonlat is not None and not lonlat.intersects(scene.footprint):
-                continue
-            out.append(scene)
-            if limit is not None and len(out) >= limit:
-                break
-        return out
-
-    def get(self, scene_id):
-        try:
-            return self._by_id[scene_id]
-        except KeyError:
-            raise NotFound(f"no scene {scene_id!r} in the catalog") from None
+        self._index(scenes)
 
 
 def api_error(err: BaseException, url: str, doing: str, timeout: float) -> SourceUnavailable:
@@ -142,11 +109,16 @@ class StacApiCatalog(Catalog):
     """
 
     def __init__(self, url: str, preset: str = "earth-search", *,
-                 collections: Sequence[str] | None = None, timeout: float | None = None):
+                 collections: Sequence[str] | None = None, timeout: float | None = None,
+                 assets=None, mask=None):
         self.url = url
         # seconds per HTTP request: a slow upstream must not hang us
         self.timeout = http_timeout() if timeout is None else float(timeout)
-        self.preset = get_preset(preset)
+        if preset == "auto":  # a STAC API is asked for one collection: its preset is named
+            preset = "earth-search"
+            self.preset_reason = "a STAC API without a preset: Earth Search v1 assumed"
+        self.preset = with_assets(get_preset(preset), assets)
+        self.mask = parse_mask(mask, self.preset.mask)
         self.collections = list(collections or [self.preset.collection])
         self._client = None
         self._lock = threading.Lock()
@@ -205,29 +177,62 @@ _CACHE: dict[tuple, tuple[float, Catalog]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def _key(value) -> str:
+    """Options as a hashable cache key (assets and masks are mappings)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _theia_root(path: Path) -> bool:
+    from sentinelle.catalog.theia import product_folders
+
+    return path.is_dir() and not (path / "catalog.json").exists() \
+        and bool(product_folders(path))
+
+
+def _static_version(root: Path) -> float:
+    """Changes when the catalog or one of its collections changes (a new item is linked from
+    its collection, not from the root)."""
+    stamps = [root.stat().st_mtime]
+    for child in ("*/collection.json", "*/catalog.json"):
+        stamps += [p.stat().st_mtime for p in root.parent.glob(child)]
+    return max(stamps)
+
+
 def open_catalog(source: str | Path, preset: str = "auto", **options) -> Catalog:
-    """The catalog at ``source``: a URL opens a STAC API, a path a static catalog (cached)."""
+    """The catalog at ``source``: a URL opens a STAC API, a path a static STAC catalog or a
+    folder of Theia products (cached, re-read when it changes).  ``options``: ``assets``
+    (band overrides), ``mask`` (a :func:`~sentinelle.catalog.masks.parse_mask` spec),
+    ``collections`` (STAC collection ids), ``allow_remote``, ``timeout``."""
     text = str(source)
+    key_options = tuple(sorted((k, _key(v)) for k, v in options.items()))
     if urllib.parse.urlparse(text).scheme in ("http", "https"):
-        key = ("api", text, preset, tuple(sorted(options.items())))
+        key = ("api", text, preset, key_options)
         with _CACHE_LOCK:
             if key not in _CACHE:
-                api_preset = "earth-search" if preset == "auto" else preset
-                _CACHE[key] = (0.0, StacApiCatalog(text, api_preset, **options))
+                _CACHE[key] = (0.0, StacApiCatalog(text, preset, **options))
             return _CACHE[key][1]
     path = Path(text).resolve()
+    if preset == "theia" or (preset == "auto" and _theia_root(path)):
+        from sentinelle.catalog.theia import TheiaCatalog, folder_version
+
+        version = folder_version(path)
+        key = ("theia", str(path), preset, key_options)
+        with _CACHE_LOCK:
+            cached = _CACHE.get(key)
+            if cached is None or cached[0] != version:
+                _CACHE[key] = (version, TheiaCatalog(path, preset, **options))
+            return _CACHE[key][1]
     root = path / "catalog.json" if path.is_dir() else path
     try:
-        mtime = root.stat().st_mtime
+        mtime = _static_version(root)
     except OSError:
         raise SourceUnavailable(
             f"no STAC catalog at {root}; generate the sample data with "
             "`sentinelle sample-data DIR` or set SENTINELLE_DATA"
         ) from None
-    key = ("static", str(root), preset, tuple(sorted(options.items())))
+    key = ("static", str(root), preset, key_options)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is None or cached[0] != mtime:
             _CACHE[key] = (mtime, StaticCatalog(root, preset, **options))
         return _CACHE[key][1]
-

@@ -48,12 +48,13 @@ from rasterio.vrt import WarpedVRT
 
 from sentinelle.catalog.area import CRS84, Area, Grid
 from sentinelle.catalog.composite import composite
-from sentinelle.catalog.cube import RESAMPLING, check_budget, readable_scenes
+from sentinelle.catalog.cube import RESAMPLING, check_budget, integer_read, readable_scenes
 from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.gdal import asset_errors, is_remote, reader_env, register_asset
+from sentinelle.catalog.masks import Mask, SclMask
 from sentinelle.catalog.overviews import ground_resolution, overview_href
+from sentinelle.catalog.presets import CLASS_BANDS
 from sentinelle.catalog.scenes import Asset, Scene
-from sentinelle.catalog.scl import DEFAULT_MASK_CLASSES
 from sentinelle.catalog.search import area_mask
 from sentinelle.catalog.source import Catalog
 from sentinelle.errors import InvalidInput, NoData
@@ -250,24 +251,33 @@ def _href(asset: Asset, grid: Grid, resampling: str) -> str:
     return asset.href
 
 
-def _read(reader) -> np.ndarray:
-    """All bands of ``reader`` as uint16 with 0 where masked — what a masked read filled with 0
-    gives.  A nodata-based mask is applied here rather than read from GDAL's mask band (a
-    second pass over the pixels); other masks (internal, alpha) are read."""
+def _read(reader, dtype: str = "uint16") -> np.ndarray:
+    """All bands of ``reader`` as ``dtype`` (uint16 or float32) with 0 (uint16) or NaN where
+    masked — what a masked read filled with that value gives.  A nodata-based mask is applied
+    here rather than read from GDAL's mask band (a second pass over the pixels); other masks
+    (internal, alpha) are read."""
+    fill = 0 if dtype == "uint16" else np.nan
     flags = reader.mask_flag_enums[0]
     if set(flags) <= {MaskFlags.nodata, MaskFlags.all_valid}:
         data = reader.read()
-        if reader.nodata is not None and MaskFlags.nodata in flags:
-            data[:1][data[:1] == reader.nodata] = 0
-        return data.astype("uint16", copy=False)
-    return np.ma.filled(reader.read(masked=True, out_dtype="uint16"), fill_value=0)
+        nodata = reader.nodata is not None and MaskFlags.nodata in flags
+        if dtype == "uint16":
+            if nodata:
+                data[:1][data[:1] == reader.nodata] = 0
+            return data.astype("uint16", copy=False)
+        out = data.astype(dtype)
+        if nodata:
+            out[:1][data[:1] == reader.nodata] = fill
+        return out
+    return np.ma.filled(reader.read(masked=True, out_dtype=dtype), fill_value=fill)
 
 
 def read_dn(asset: Asset, grid: Grid, *, resampling: str = "nearest",
-            scene: str | None = None) -> np.ndarray:
-    """The digital numbers of ``asset`` on ``grid`` (uint16, 0 where nodata or outside the
-    file), warped as stackstac warps them: a ``WarpedVRT`` onto the grid with the source's
-    nodata (or an alpha band when it has none), unless the file is on the grid already."""
+            scene: str | None = None, dtype: str = "uint16") -> np.ndarray:
+    """The digital numbers of ``asset`` on ``grid`` (uint16 with 0, or float32 with NaN,
+    where nodata or outside the file), warped as stackstac warps them: a ``WarpedVRT`` onto
+    the grid with the source's nodata (or an alpha band when it has none), unless the file
+    is on the grid already."""
     href = _href(asset, grid, resampling)
     env = reader_env(remote=is_remote(asset.href))
     height, width = grid.shape
@@ -278,16 +288,16 @@ def read_dn(asset: Asset, grid: Grid, *, resampling: str = "nearest",
         if (ds.crs.to_epsg(), ds.transform, ds.height, ds.width) == (
                 grid.epsg, grid.transform, height, width):
             with env.read:
-                data = _read(ds)
+                data = _read(ds, dtype)
         else:
             with env.open_vrt:
                 vrt = WarpedVRT(ds, sharing=False, resampling=Resampling[resampling],
                                 add_alpha=ds.nodata is None, crs=grid.epsg,
                                 transform=grid.transform, height=height, width=width)
             with vrt, env.read:
-                data = _read(vrt)
+                data = _read(vrt, dtype)
     if data.shape[0] == 2:  # no nodata in the file: the alpha band says what is outside
-        data[0][data[1] == 0] = 0
+        data[0][data[1] == 0] = 0 if dtype == "uint16" else np.nan
     return data[0]
 
 
@@ -328,15 +338,17 @@ def _inside(area: Area, grid: Grid) -> np.ndarray | None:
 
 
 def read_tile(scenes: Sequence[Scene], area: Area, bands: Iterable[str], grid: Grid, *,
-              method: str = "median", mask_classes: Iterable[int] = DEFAULT_MASK_CLASSES,
+              method: str = "median", mask: Mask | None = None,
               resampling: str = "nearest", limits: Limits | None = None) -> Tile:
-    """Cloud-masked reflectance of ``bands`` on ``grid``, from those of ``scenes`` whose
+    """Cloud-masked values of ``bands`` on ``grid``, from those of ``scenes`` whose
     footprint meets ``area`` (the scenes of one day: :func:`day_scenes`), combined with
     ``method`` when there are several, NaN outside ``area``: the pixels
     :func:`~sentinelle.catalog.imagery.read_imagery` gives (with ``mask`` and ``clip``), as
-    numpy arrays, without cloud fractions.  :class:`NoData` when no scene meets the area."""
+    numpy arrays, without cloud fractions.  ``mask`` is the source's cloud mask (SCL by
+    default).  :class:`NoData` when no scene meets the area."""
     limits = limits or Limits()
-    bands = [b for b in dict.fromkeys(bands) if b != "scl"]
+    mask = mask if mask is not None else SclMask()
+    bands = [b for b in dict.fromkeys(bands) if b not in CLASS_BANDS]
     if not bands:
         raise InvalidInput("at least one band is needed")
     if resampling not in RESAMPLING:
@@ -345,9 +357,8 @@ def read_tile(scenes: Sequence[Scene], area: Area, bands: Iterable[str], grid: G
     scenes = sorted((s for s in scenes if lonlat.intersects(s.footprint)),
                     key=lambda s: (s.datetime, s.id))
     if not scenes:
-        raise NoData("no Sentinel-2 scene covers the area on that date; check the area and "
-                     "the date")
-    needed = bands + ["scl"]
+        raise NoData("no scene covers the area on that date; check the area and the date")
+    needed = bands + ([mask.band] if mask.masks else [])
     for scene in scenes:
         missing = [b for b in needed if b not in scene.assets]
         if missing:
@@ -356,18 +367,22 @@ def read_tile(scenes: Sequence[Scene], area: Area, bands: Iterable[str], grid: G
                 f"available: {', '.join(scene.assets)}")
     check_budget(len(scenes), len(needed), grid, limits)
     scenes, skipped = readable_scenes(scenes, needed, skip_unreadable=True)
-    classes = np.array(sorted({int(c) for c in mask_classes}))
     planes: dict[str, list[np.ndarray]] = {band: [] for band in bands}
     for scene in scenes:
         for band in needed:
             register_asset(scene.assets[band].href, scene.id, band)
-        hidden = np.isin(read_dn(scene.assets["scl"], grid, scene=scene.id), classes)
+        hidden = mask.hidden(read_dn(scene.assets[mask.band], grid, scene=scene.id)) \
+            if mask.masks else False
         for band in bands:
             asset = scene.assets[band]
-            dn = read_dn(asset, grid, resampling=resampling, scene=scene.id)
-            # as load_cube: float32 DN × scale + offset, NaN for nodata, then the SCL mask
+            dtype = "uint16" if integer_read([scene], band) else "float32"
+            dn = read_dn(asset, grid, resampling=resampling, scene=scene.id, dtype=dtype)
+            # as load_cube: float32 DN × scale + offset, NaN for nodata, then the cloud mask
             values = dn.astype("float32") * np.float32(asset.scale) + np.float32(asset.offset)
-            values[(dn == asset.nodata) | hidden] = np.nan
+            invalid = (dn == 0) if dtype == "uint16" else np.isnan(dn)
+            if asset.nodata is not None:
+                invalid |= dn == asset.nodata
+            values[invalid | hidden] = np.nan
             planes[band].append(values)
     if len(scenes) == 1:
         result = {band: planes[band][0] for band in bands}

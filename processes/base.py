@@ -1,5 +1,6 @@
-"""What every Sentinelle processor shares: its metadata kept intact, the catalog it reads,
-the limits in force, and errors mapped to HTTP once.
+"""What every Sentinelle processor shares: its metadata kept intact, the imagery it reads (the
+territory's source, see :func:`sentinelle.processes.inputs.resolve_source`), the limits in
+force, and errors mapped to HTTP once.
 
 A process module is ``PROCESS_METADATA`` + a subclass of :class:`CatalogProcessor` whose
 :meth:`~CatalogProcessor.run` parses the inputs and calls the module's compute function.
@@ -8,37 +9,42 @@ A process module is ``PROCESS_METADATA`` + a subclass of :class:`CatalogProcesso
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
 
 from pygeoapi.process.base import BaseProcessor
 
+from sentinelle.catalog.area import Area
 from sentinelle.catalog.source import Catalog, open_catalog
 from sentinelle.processes.errors import to_process_error
-from sentinelle.settings import Limits, data_dir
-
-
-def default_catalog() -> str:
-    """``$SENTINELLE_CATALOG``, else the sample catalog in the data folder."""
-    return os.environ.get("SENTINELLE_CATALOG") or str(data_dir() / "catalog")
+from sentinelle.processes.inputs import resolve_source
+from sentinelle.settings import Limits
 
 
 class CatalogProcessor(BaseProcessor):
-    """pygeoapi processor over a Sentinelle catalog; config keys: ``data`` (catalog path or
-    STAC API URL, default ``$SENTINELLE_CATALOG``), ``preset`` (default ``auto``)."""
+    """pygeoapi processor over the territories' imagery; optional config keys: ``data`` (a
+    catalog path or STAC API URL for areas outside every territory) and ``preset``."""
 
     def __init__(self, processor_def: dict, metadata: dict):
         # pygeoapi's OpenAPI generation pops keys from the metadata: keep the module's intact
         super().__init__(processor_def, copy.deepcopy(metadata))
         self.supports_outputs = True
-        self.source = str(processor_def.get("data") or default_catalog())
+        self.source = processor_def.get("data")
         self.preset = processor_def.get("preset", "auto")
 
-    def catalog(self) -> Catalog:
-        """The catalog (opened once per process and cached by the catalog layer)."""
-        source = self.source if "://" in self.source else Path(self.source)
+    def _fallback(self) -> Catalog:
+        source = self.source if "://" in str(self.source) else Path(str(self.source))
         return open_catalog(source, self.preset)
+
+    def catalog(self, area: Area, source: str | None = None, *,
+                kind: str | None = "optical") -> Catalog:
+        """The imagery for ``area``: the ``source`` collection, else its territory's."""
+        return self.imagery(area, source, kind=kind)[0]
+
+    def imagery(self, area: Area, source: str | None = None, *, kind: str | None = "optical"):
+        """``(catalog, ImagerySource | None)`` for ``area`` (see ``resolve_source``)."""
+        return resolve_source(source, area, kind=kind,
+                              fallback=self._fallback if self.source else None)
 
     def execute(self, data, outputs=None):
         try:
@@ -51,4 +57,4 @@ class CatalogProcessor(BaseProcessor):
         raise NotImplementedError
 
     def __repr__(self):
-        return f"<{type(self).__name__}> {self.source}"
+        return f"<{type(self).__name__}>"

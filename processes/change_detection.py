@@ -173,10 +173,16 @@ PROCESS_METADATA: dict = {
             "schema": {"type": "string", "enum": list(COMPOSITES), "default": "median"},
             "minOccurs": 0, "maxOccurs": 1,
         },
+        "source": inp.SOURCE_INPUT,
+        "grid": inp.GRID_INPUT,
         "max_cloud": {
             "title": _text("Nébulosité maximale (%)", "Maximum cloud cover (%)"),
-            "description": _text("Part maximale de la zone sous les nuages (SCL), en %.",
-                                 "Largest share of the area under clouds (SCL), in %."),
+            "description": _text("Part maximale de la zone sous les nuages (masque de nuages de la "
+                                 "source : SCL, CLM Theia… ; sans masque, inconnue et non "
+                                 "filtrée), en %.",
+                                 "Largest share of the area under clouds (the source's cloud "
+                                 "mask: SCL, Theia CLM…; without one, unknown and not "
+                                 "filtered), in %."),
             "schema": dict(inp.MAX_CLOUD_SCHEMA, default=30), "minOccurs": 0, "maxOccurs": 1,
         },
         "crs": {
@@ -255,14 +261,14 @@ PROCESS_METADATA: dict = {
 
 def _read(catalog: Catalog, area: Area, interval: Interval, name: str, index: str, *,
           crs, resolution: float, composite: str, max_cloud: float,
-          limits: Limits | None) -> xr.DataArray:
+          limits: Limits | None, grid: str = "default") -> xr.DataArray:
     """The index composite of one period, not clipped (the caller masks both periods with
     one area mask, and none when the area covers the grid)."""
     spec = get_index(index)
     try:
         imagery = read_imagery(catalog, area, interval, spec.bands, crs=crs,
                                resolution=resolution, method=composite, max_cloud=max_cloud,
-                               clip=False, limits=limits)
+                               clip=False, limits=limits, grid=grid)
     except SentinelleError as err:
         text = str(err)
         if isinstance(err, InvalidInput) and "asset" in text:
@@ -274,17 +280,21 @@ def _read(catalog: Catalog, area: Area, interval: Interval, name: str, index: st
     return values.rio.write_crs(imagery.rio.crs).rio.write_transform(imagery.rio.transform())
 
 
+#: what each period's result says about its read
+INFO = ("dates", "scenes", "cloud_fractions", "cloud_masked", "warnings")
+
+
 def change_detection(catalog: Catalog, area: Area, before: Interval, after: Interval, *,
                      index: str = "NDVI", method: str = "difference",
                      threshold: float | None = None, composite: str = "median",
                      max_cloud: float = 30, crs=None, resolution: float = 10.0,
-                     limits: Limits | None = None) -> xr.Dataset:
+                     grid: str = "default", limits: Limits | None = None) -> xr.Dataset:
     """Lazy :func:`~sentinelle.analysis.change.detect_change` of ``index`` between the two
     periods (NaN / class 0 outside the area and where either period has no clear value);
     attributes: index, method, threshold, dates, scenes and cloud fractions per period."""
     check_periods(before, after)
     common = dict(resolution=resolution, composite=composite, max_cloud=max_cloud,
-                  limits=limits)
+                  limits=limits, grid=grid)
     first = _read(catalog, area, before, "before", index, crs=crs, **common)
     second = _read(catalog, area, after, "after", index, crs=first.rio.crs, **common)
     if set(first.attrs["scenes"]) & set(second.attrs["scenes"]):
@@ -295,8 +305,8 @@ def change_detection(catalog: Catalog, area: Area, before: Interval, after: Inte
         first, second = first.where(mask), second.where(mask)
     out = ch.detect_change(first, second, threshold=threshold, method=method)
     out.attrs.update(index=get_index(index).name, composite=composite,
-                     before={k: first.attrs[k] for k in ("dates", "scenes", "cloud_fractions")},
-                     after={k: second.attrs[k] for k in ("dates", "scenes", "cloud_fractions")})
+                     before={k: first.attrs[k] for k in INFO}, after={k: second.attrs[k]
+                                                                    for k in INFO})
     return out
 
 
@@ -501,15 +511,16 @@ def parse_inputs(data: Any, *, limits: Limits, config: Mapping | None = None) ->
     resolution = inp.parse_resolution(given["resolution"], crs)
     spec = get_index(given["index"])
     area = inp.parse_area(given["area"], config=config)
-    inp.check_size(area, crs, resolution, len(spec.bands) + 1, limits)
+    if given["grid"] != "native":
+        inp.check_size(area, crs, resolution, len(spec.bands) + 1, limits)
     before = inp.parse_datetime(given["before"], "before")
     after = inp.parse_datetime(given["after"], "after")
     check_periods(before, after)
     return {"area": area, "before": before, "after": after, "index": spec.name,
             "method": given["method"], "threshold": given["threshold"],
             "composite": given["composite"], "max_cloud": float(given["max_cloud"]),
-            "crs": crs, "resolution": resolution,
-            "min_area_ha": float(given["min_area_ha"]),
+            "crs": crs, "resolution": resolution, "grid": given["grid"],
+            "source": given["source"], "min_area_ha": float(given["min_area_ha"]),
             "zones": parse_zones(given["zones"], limits, config)}
 
 
@@ -523,7 +534,8 @@ class ChangeDetectionProcessor(CatalogProcessor):
         names = requested_outputs(outputs)
         kwargs = parse_inputs(data, limits=limits)
         min_area_ha, zones = kwargs.pop("min_area_ha"), kwargs.pop("zones")
-        ds = change_detection(self.catalog(), limits=limits, **kwargs)
+        catalog = self.catalog(kwargs["area"], kwargs.pop("source"))
+        ds = change_detection(catalog, limits=limits, **kwargs)
         return encode(run(ds, min_area_ha=min_area_ha, zones=zones, area=kwargs["area"]),
                       names)
 

@@ -145,10 +145,16 @@ PROCESS_METADATA: dict = {
             "schema": {"type": "string", "enum": list(COMPOSITES), "default": "median"},
             "minOccurs": 0, "maxOccurs": 1,
         },
+        "source": inp.SOURCE_INPUT,
+        "grid": inp.GRID_INPUT,
         "max_cloud": {
             "title": _text("Nébulosité maximale (%)", "Maximum cloud cover (%)"),
-            "description": _text("Part maximale de la zone sous les nuages (SCL), en %.",
-                                 "Largest share of the area under clouds (SCL), in %."),
+            "description": _text("Part maximale de la zone sous les nuages (masque de nuages de la "
+                                 "source : SCL, CLM Theia… ; sans masque, inconnue et non "
+                                 "filtrée), en %.",
+                                 "Largest share of the area under clouds (the source's cloud "
+                                 "mask: SCL, Theia CLM…; without one, unknown and not "
+                                 "filtered), in %."),
             "schema": dict(inp.MAX_CLOUD_SCHEMA, default=30), "minOccurs": 0, "maxOccurs": 1,
         },
         "crs": {
@@ -230,7 +236,7 @@ def classification(catalog: Catalog, area: Area, datetime_: Interval, *,
                    method: str = "rules", n_classes: int = 6, training: Mapping | None = None,
                    class_property: str = "class", composite: str = "median",
                    max_cloud: float = 30, crs=None, resolution: float = 10.0,
-                   limits: Limits | None = None) -> Classified:
+                   grid: str = "default", limits: Limits | None = None) -> Classified:
     """Classes over ``area`` (lazy for rules; fitting kmeans / random forest reads a sample of
     the composite)."""
     if method not in METHODS:
@@ -242,8 +248,9 @@ def classification(catalog: Catalog, area: Area, datetime_: Interval, *,
         zones, values = training_zones(training, class_property)
         mapping, legend = cl.training_codes(values)
     imagery = read_imagery(catalog, area, datetime_, cl.BANDS, crs=crs, resolution=resolution,
-                           method=composite, max_cloud=max_cloud, limits=limits)
-    info = {k: imagery.attrs[k] for k in ("dates", "scenes", "cloud_fractions", "composite")}
+                           method=composite, max_cloud=max_cloud, limits=limits, grid=grid)
+    info = {k: imagery.attrs[k] for k in ("dates", "scenes", "cloud_fractions", "composite",
+                                          "cloud_masked", "warnings")}
     if method == "rules":
         return Classified(cl.classify_rules(imagery), cl.RULES_LEGEND,
                           dict(info, thresholds=dict(cl.RULES)))
@@ -341,7 +348,8 @@ def parse_inputs(data: Any, *, limits: Limits, config: Mapping | None = None) ->
     crs = inp.parse_output_crs(given["crs"])
     resolution = inp.parse_resolution(given["resolution"], crs)
     area = inp.parse_area(given["area"], config=config)
-    inp.check_size(area, crs, resolution, len(cl.BANDS) + 1, limits)
+    if given["grid"] != "native":
+        inp.check_size(area, crs, resolution, len(cl.BANDS) + 1, limits)
     method = given["method"]
     if method == "random-forest":
         if not given["training"]:
@@ -352,8 +360,8 @@ def parse_inputs(data: Any, *, limits: Limits, config: Mapping | None = None) ->
             "method": method, "n_classes": int(given["n_classes"]),
             "training": given["training"], "class_property": given["class_property"],
             "composite": given["composite"], "max_cloud": float(given["max_cloud"]),
-            "crs": crs, "resolution": resolution,
-            "zones": parse_zones(given["zones"], limits, config)}
+            "crs": crs, "resolution": resolution, "grid": given["grid"],
+            "source": given["source"], "zones": parse_zones(given["zones"], limits, config)}
 
 
 class ClassificationProcessor(CatalogProcessor):
@@ -366,7 +374,8 @@ class ClassificationProcessor(CatalogProcessor):
         names = requested_outputs(outputs)
         kwargs = parse_inputs(data, limits=limits)
         zones = kwargs.pop("zones")
-        classified = classification(self.catalog(), limits=limits, **kwargs)
+        catalog = self.catalog(kwargs["area"], kwargs.pop("source"))
+        classified = classification(catalog, limits=limits, **kwargs)
         return encode(run(classified, method=kwargs["method"], zones=zones), names)
 
 

@@ -26,7 +26,7 @@ from pyproj import CRS
 
 from sentinelle.catalog.area import Area, Grid, parse_crs
 from sentinelle.catalog.dates import Interval, parse_interval
-from sentinelle.errors import InvalidInput, NotFound, SentinelleError, TooLarge
+from sentinelle.errors import InvalidInput, NoData, NotFound, SentinelleError, TooLarge
 from sentinelle.settings import Limits
 
 # --- schemas (JSON Schema 2020-12 subsets, as OGC API Processes descriptions carry them) ------
@@ -56,6 +56,38 @@ DATETIME_SCHEMA: dict = {"type": "string", "minLength": 1}
 CRS_SCHEMA: dict = {"type": ["string", "integer"]}
 RESOLUTION_SCHEMA: dict = {"type": "number", "exclusiveMinimum": 0, "maximum": 100_000}
 MAX_CLOUD_SCHEMA: dict = {"type": "number", "minimum": 0, "maximum": 100}
+
+GRID_SCHEMA: dict = {"type": "string", "enum": ["default", "native"], "default": "default"}
+SOURCE_SCHEMA: dict = {"type": "string", "minLength": 1, "maxLength": 100}
+
+#: the ``source`` input every imagery process takes (metadata as data)
+SOURCE_INPUT: dict = {
+    "title": {"fr": "Source d'images", "en": "Imagery source"},
+    "description": {
+        "fr": "Une collection d'images servie (p. ex. bretagne-s2, ou un produit publié). Par "
+              "défaut, la source Sentinel-2 du territoire où se trouve la zone (le plus "
+              "grand recouvrement).",
+        "en": "A served imagery collection (e.g. bretagne-s2, or a published product). "
+              "Default: the Sentinel-2 source of the territory the area lies in (the largest "
+              "overlap).",
+    },
+    "schema": SOURCE_SCHEMA,
+    "minOccurs": 0, "maxOccurs": 1,
+}
+#: the ``grid`` input: the default grid or the data's own
+GRID_INPUT: dict = {
+    "title": {"fr": "Grille de sortie", "en": "Output grid"},
+    "description": {
+        "fr": "default : crs et resolution demandés, bords sur la grille Sentinel-2 ; native : "
+              "la projection, la taille et les bords des pixels des données, sans "
+              "rééchantillonnage (crs et resolution ignorés).",
+        "en": "default: the requested crs and resolution, edges on the Sentinel-2 grid; "
+              "native: the data's own projection, pixel size and pixel edges, no resampling "
+              "(crs and resolution ignored).",
+    },
+    "schema": GRID_SCHEMA,
+    "minOccurs": 0, "maxOccurs": 1,
+}
 
 #: output CRSs a process accepts besides the UTM zones (326xx, 327xx)
 OUTPUT_CRS = (2154, 2972, 3857, 4326)
@@ -199,6 +231,40 @@ def check_size(area: Area, crs: CRS | None, resolution: float, n_bands: int,
             "use a smaller area or a coarser resolution"
         )
     return grid
+
+
+# --- imagery sources ---------------------------------------------------------------------------
+
+def resolve_source(value: str | None, area: Area, *, fallback: Any = None,
+                   kind: str | None = "optical", name: str = "source"):
+    """The imagery source to read: the collection ``value`` names (an imagery collection id:
+    ``bretagne-s2``, ``bretagne-ndvi``, a product's), else the source of ``kind`` of the
+    territory ``area`` lies in (largest overlap), else ``fallback`` (a catalog configured on
+    the process).  Returns ``(catalog, ImagerySource | None)``."""
+    from sentinelle.territories import registry
+
+    found = registry()
+    if value:
+        match = found.collection(str(value))
+        if match is None:
+            known = ", ".join(s.collection_id for s in found.sources) or "none"
+            raise InvalidInput(f"{name}: no imagery collection {str(value)[:100]!r}; served: "
+                               f"{known}")
+        spec = match[0]
+        if kind is not None and spec.kind != kind:
+            raise InvalidInput(f"{name}: {value!r} is a {spec.kind} source; this needs an "
+                               f"{kind} (Sentinel-2) one")
+        return spec.open(), spec
+    candidates = found.sources_for(area, kind=kind or "optical")
+    if candidates:
+        return candidates[0].open(), candidates[0]
+    if fallback is not None:
+        return fallback(), None
+    extents = "; ".join(
+        f"{t.id}: {', '.join(f'{v:.3f}' for v in found.area(t).bounds)}"
+        for t in found.territories) or "none configured"
+    raise NoData(f"the area lies outside every territory this service serves ({extents}); "
+                 "choose an area inside one, or name a source")
 
 
 # --- areas -------------------------------------------------------------------------------------

@@ -138,9 +138,12 @@ PROCESS_METADATA: dict = {
             "title": {"fr": "Nébulosité maximale (%)", "en": "Maximum cloud cover (%)"},
             "description": {
                 "fr": "Part maximale de la zone sous les nuages, ombres ou cirrus (mesurée "
-                      "avec la bande SCL sur la zone, pas sur la tuile), en pourcentage.",
+                      "sur la zone, pas sur la tuile, avec le masque de nuages de la source : "
+                      "SCL, CLM Theia… ; sans masque elle est inconnue et ne filtre pas), en "
+                      "pourcentage.",
                 "en": "Largest share of the area under clouds, shadows or cirrus (measured "
-                      "from the SCL band over the area, not the tile), in percent.",
+                      "over the area, not the tile, with the source's cloud mask: SCL, Theia "
+                      "CLM…; without one it is unknown and does not filter), in percent.",
             },
             "schema": dict(inp.MAX_CLOUD_SCHEMA, default=30),
             "minOccurs": 0, "maxOccurs": 1,
@@ -167,6 +170,8 @@ PROCESS_METADATA: dict = {
             "schema": dict(inp.RESOLUTION_SCHEMA, default=10),
             "minOccurs": 0, "maxOccurs": 1,
         },
+        "source": inp.SOURCE_INPUT,
+        "grid": inp.GRID_INPUT,
         "format": {
             "title": {"fr": "Format", "en": "Format"},
             "description": {
@@ -211,16 +216,18 @@ RAMPS = {"NDWI": "water", "NDMI": "water"}
 
 def spectral_index(catalog: Catalog, area: Area, datetime_: Interval | None = None, *,
                    index: str = "NDVI", composite: str = "median", max_cloud: float = 30,
-                   crs=None, resolution: float = 10.0,
+                   crs=None, resolution: float = 10.0, grid: str = "default",
                    limits: Limits | None = None) -> xr.DataArray:
-    """The index over ``area`` (lazy float32, NaN outside the area, under masked SCL classes
-    and where the index is undefined), with the read's attributes (dates, scenes, cloud
-    fractions) and ``.rio`` CRS/transform.  ``resolution`` is in the output CRS's units."""
+    """The index over ``area`` (lazy float32, NaN outside the area, under what the source's
+    cloud mask hides and where the index is undefined), with the read's attributes (dates,
+    scenes, cloud fractions, ``cloud_masked``, ``warnings``) and ``.rio`` CRS/transform.
+    ``resolution`` is in the output CRS's units; ``grid="native"`` reads on the data's own
+    grid."""
     spec = get_index(index)
     try:
         imagery = read_imagery(catalog, area, datetime_, spec.bands, crs=crs,
                                resolution=resolution, method=composite, max_cloud=max_cloud,
-                               clip=False, limits=limits)
+                               clip=False, limits=limits, grid=grid)
     except InvalidInput as err:
         if "asset" in str(err) and any(band in str(err) for band in spec.bands):
             raise InvalidInput(f"index: {spec.name} needs the band(s) "
@@ -228,15 +235,15 @@ def spectral_index(catalog: Catalog, area: Area, datetime_: Interval | None = No
                                "choose another index") from err
         raise
     values = compute_index(imagery, spec.name)
-    grid = Grid(imagery.rio.crs, imagery.rio.transform(), values.shape)
+    pixels = Grid(imagery.rio.crs, imagery.rio.transform(), values.shape)
     keep = np.isfinite(values)
-    inside = _inside(area, grid)
+    inside = _inside(area, pixels)
     if inside is not None:
         keep = keep & xr.DataArray(inside, dims=("y", "x"))
     values = values.where(keep)
-    area_pixels = grid.npixels if inside is None else int(inside.sum())
+    area_pixels = pixels.npixels if inside is None else int(inside.sum())
     values.attrs = dict(imagery.attrs, index=spec.name, area_pixels=area_pixels)
-    return values.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
+    return values.rio.write_crs(pixels.crs).rio.write_transform(pixels.transform)
 
 
 def _inside(area: Area, grid: Grid) -> np.ndarray | None:
@@ -293,12 +300,14 @@ def _describe(values: xr.DataArray) -> dict[str, Any]:
                  transform.c + transform.a * width, transform.f],
         "dates": list(attrs.get("dates", [])), "scenes": list(attrs.get("scenes", [])),
         "cloud_fraction": dict(attrs.get("cloud_fractions", {})),
+        "cloud_masked": bool(attrs.get("cloud_masked")),
+        "warnings": list(attrs.get("warnings", [])),
     }
 
 
 def _no_valid_pixel(values: xr.DataArray) -> NoData:
     return NoData(f"no valid {values.attrs.get('index')} pixel over the area on "
-                  f"{', '.join(values.attrs.get('dates', []))} (all masked by SCL or outside "
+                  f"{', '.join(values.attrs.get('dates', []))} (all masked as cloud or outside "
                   "the data); widen the datetime interval or change the area")
 
 
@@ -318,7 +327,8 @@ def encode(values: xr.DataArray, format_: str = "geotiff") -> tuple[str, Any]:
         return PNG, to_png(colorize(array, RAMPS.get(values.attrs.get("index"), "ndvi")))
     described = _describe(values)
     tags = {"index": described["index"], "composite": described["composite"],
-            "dates": ",".join(described["dates"]), "scenes": ",".join(described["scenes"])}
+            "dates": ",".join(described["dates"]), "scenes": ",".join(described["scenes"]),
+            "CLOUD_MASKED": "yes" if described["cloud_masked"] else "no"}
     return GEOTIFF, to_cog(array, transform=values.rio.transform(), crs=values.rio.crs,
                            nodata=np.nan, descriptions=[described["index"]], tags=tags)
 
@@ -355,13 +365,14 @@ def parse_inputs(data: Any, outputs: Any = None, *, limits: Limits,
     resolution = inp.parse_resolution(given["resolution"], crs)
     spec = get_index(given["index"])
     area = inp.parse_area(given["area"], config=config)
-    inp.check_size(area, crs, resolution, len(spec.bands) + 1, limits)
+    if given["grid"] != "native":
+        inp.check_size(area, crs, resolution, len(spec.bands) + 1, limits)
     format_ = given["format"] if (data or {}).get("format") is not None else \
         (_format_from_outputs(outputs) or given["format"])
     return {"area": area, "datetime_": inp.parse_datetime(given["datetime"]),
             "index": spec.name, "composite": given["composite"],
             "max_cloud": float(given["max_cloud"]), "crs": crs, "resolution": resolution,
-            "format_": format_}
+            "grid": given["grid"], "source": given["source"], "format_": format_}
 
 
 def validate_inputs_or_raise(data: Any) -> dict[str, Any]:
@@ -376,8 +387,9 @@ class SpectralIndexProcessor(CatalogProcessor):
 
     def run(self, data, outputs, *, limits):
         kwargs = parse_inputs(data, outputs, limits=limits)
-        format_ = kwargs.pop("format_")
-        return encode(spectral_index(self.catalog(), limits=limits, **kwargs), format_)
+        format_, source = kwargs.pop("format_"), kwargs.pop("source")
+        catalog = self.catalog(kwargs["area"], source)
+        return encode(spectral_index(catalog, limits=limits, **kwargs), format_)
 
 
 __all__ = ["PROCESS_METADATA", "SpectralIndexProcessor", "encode", "spectral_index",

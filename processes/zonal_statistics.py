@@ -38,7 +38,7 @@ from sentinelle.catalog.area import CRS84, Area
 from sentinelle.catalog.composite import METHODS
 from sentinelle.catalog.dates import Interval
 from sentinelle.catalog.imagery import read_cube, read_imagery
-from sentinelle.catalog.presets import BANDS, CLASS_BANDS
+from sentinelle.catalog.presets import BANDS, CLASS_BANDS, VALUE
 from sentinelle.catalog.source import Catalog
 from sentinelle.errors import InvalidInput
 from sentinelle.processes import inputs as inp
@@ -113,14 +113,19 @@ PROCESS_METADATA: dict = {
                       + ", ".join(REFLECTANCE_BANDS) + ", réflectance) ou tree-cover : "
                       "1 pour les pixels classés arbres par les règles de classification, 0 "
                       "sinon — sa moyenne est la part de la zone couverte d'arbres (date ou "
-                      "composite d'été conseillé).",
+                      "composite d'été conseillé) ; ou l'identifiant d'une collection de "
+                      "produit servie (série raster à une bande : série de NDVI, produit d'un "
+                      "partenaire), résumée telle que publiée.",
                 "en": "A spectral index (" + ", ".join(INDICES) + "), a band ("
                       + ", ".join(REFLECTANCE_BANDS) + ", reflectance) or tree-cover: 1 for "
                       "pixels the rules classification calls trees, 0 otherwise — its mean is "
                       "the share of the zone covered by trees (use a leaf-on date or "
-                      "composite).",
+                      "composite); or the id of a served product collection (a single-band "
+                      "raster series, e.g. an NDVI series or a partner's product), summarised "
+                      "as published.",
             },
-            "schema": {"type": "string", "enum": list(VARIABLES), "default": "NDVI"},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 100, "default": "NDVI",
+                       "examples": [*VARIABLES, "<territory>-<product source>"]},
             "minOccurs": 0, "maxOccurs": 1,
         },
         "composite": {
@@ -163,10 +168,12 @@ PROCESS_METADATA: dict = {
             "title": {"fr": "Nébulosité maximale (%)", "en": "Maximum cloud cover (%)"},
             "description": {
                 "fr": "Écarte les dates dont plus de ce pourcentage de l'emprise des zones est "
-                      "nuageux (SCL). Par défaut toutes les dates : le masque SCL retire déjà "
+                      "nuageux (masque de nuages de la source). Par défaut toutes les dates : le "
+                      "masque retire déjà "
                       "les pixels nuageux.",
                 "en": "Drops dates with more than this share of the zones' extent under cloud "
-                      "(SCL). Default: every date, the SCL mask already removes cloudy pixels.",
+                      "(the source's cloud mask). Default: every date, the mask already removes "
+                      "cloudy pixels.",
             },
             "schema": inp.MAX_CLOUD_SCHEMA,
             "minOccurs": 0, "maxOccurs": 1,
@@ -190,6 +197,8 @@ PROCESS_METADATA: dict = {
             "schema": dict(inp.RESOLUTION_SCHEMA, default=10),
             "minOccurs": 0, "maxOccurs": 1,
         },
+        "source": inp.SOURCE_INPUT,
+        "grid": inp.GRID_INPUT,
         "format": {
             "title": {"fr": "Format", "en": "Format"},
             "description": {
@@ -234,25 +243,55 @@ def zones_area(zones: Zones) -> Area:
     return Area(shapely.box(*shapely.total_bounds(geometries)), zones.crs)
 
 
+def is_product(variable: str) -> bool:
+    """Whether ``variable`` names a served product collection rather than an index, a band
+    or tree cover."""
+    return variable not in VARIABLES and variable.upper() not in INDICES
+
+
+def check_variable(variable: str) -> str:
+    """``variable`` normalised (``ndvi`` is ``NDVI``), or :class:`InvalidInput` listing what
+    is accepted."""
+    if variable.upper() in INDICES:
+        return variable.upper()
+    if variable in VARIABLES:
+        return variable
+    from sentinelle.territories import registry
+
+    match = registry().collection(variable)
+    if match is None or match[0].kind != "product" or match[1] is not None:
+        products = [s.collection_id for s in registry().sources if s.kind == "product"]
+        raise InvalidInput(f"variable: {variable[:100]!r} is not accepted; use one of "
+                           f"{', '.join([*VARIABLES, *products])}")
+    return variable
+
+
 def variable_array(catalog: Catalog, zones: Zones, datetime_: Interval | None, *,
                    variable: str = "NDVI", composite: str = "median",
                    temporal: str = "composite", max_cloud: float | None = None,
-                   resolution: float = 10.0, limits: Limits | None = None) -> xr.DataArray:
-    """The lazy raster to summarise: ``(y, x)`` composite or ``(time, y, x)`` series."""
+                   resolution: float = 10.0, grid: str = "default",
+                   limits: Limits | None = None) -> xr.DataArray:
+    """The lazy raster to summarise: ``(y, x)`` composite or ``(time, y, x)`` series, with the
+    read's attributes (dates, ``cloud_masked``, ``warnings``)."""
     index = INDICES.get(variable.upper())
     trees = variable == TREE_COVER
-    bands = list(index.bands) if index else list(TREE_BANDS) if trees else [variable]
+    product = is_product(variable)
+    bands = list(index.bands) if index else list(TREE_BANDS) if trees else \
+        [VALUE] if product else [variable]
     area = zones_area(zones)
     if temporal == "series":
         data = read_cube(catalog, area, datetime_, bands, resolution=resolution,
-                         max_cloud=max_cloud, limits=limits)
+                         max_cloud=max_cloud, limits=limits, grid=grid)
     else:
         data = read_imagery(catalog, area, datetime_, bands, resolution=resolution,
-                            method=composite, max_cloud=max_cloud, clip=False, limits=limits)
+                            method=composite, max_cloud=max_cloud, clip=False, limits=limits,
+                            grid=grid)
     if trees:
         values = tree_cover(data)
     else:
-        values = compute_index(data, index.name) if index else data[variable]
+        values = compute_index(data, index.name) if index else data[bands[0]]
+    values.attrs.update({k: data.attrs[k] for k in ("dates", "cloud_masked", "warnings")
+                         if k in data.attrs})
     return values.rio.write_crs(data.rio.crs).rio.write_transform(data.rio.transform())
 
 
@@ -260,16 +299,23 @@ def zonal_statistics(catalog: Catalog, zones: Zones, datetime_: Interval | None,
                      variable: str = "NDVI", composite: str = "median",
                      temporal: str = "composite", statistics=DEFAULT_STATISTICS,
                      max_cloud: float | None = None, resolution: float = 10.0,
+                     grid: str = "default",
                      min_valid_fraction: float = MIN_VALID_FRACTION,
                      limits: Limits | None = None,
-                     progress: Callable[[int, int], None] | None = None
-                     ) -> list[dict[str, Any]]:
+                     progress: Callable[[int, int], None] | None = None,
+                     info: dict | None = None) -> list[dict[str, Any]]:
     """Rows of statistics, one per zone (composite) or per zone and clear date (series);
-    ``progress(done, total)`` is called as the engine reads blocks (see ``zonal_stats``)."""
+    ``progress(done, total)`` is called as the engine reads blocks (see ``zonal_stats``);
+    ``info``, when given, receives what the rows came from (``dates``, ``cloud_masked``,
+    ``warnings``)."""
     limits = limits or Limits()
     values = variable_array(catalog, zones, datetime_, variable=variable, composite=composite,
                             temporal=temporal, max_cloud=max_cloud, resolution=resolution,
-                            limits=limits)
+                            grid=grid, limits=limits)
+    if info is not None:
+        info.update(dates=list(values.attrs.get("dates", [])),
+                    cloud_masked=bool(values.attrs.get("cloud_masked")),
+                    warnings=list(values.attrs.get("warnings", [])))
     return zonal_stats(values, zones, statistics, max_zones=limits.max_zones,
                        min_valid_fraction=min_valid_fraction, progress=progress)
 
@@ -288,8 +334,9 @@ def _scalar(value: Any) -> Any:
 
 
 def encode(rows: list[dict], zones: Zones, *, temporal: str = "composite",
-           format_: str = "geojson") -> tuple[str, Any]:
-    """(media type, UTF-8 bytes): a GeoJSON FeatureCollection (CRS84) or CSV."""
+           format_: str = "geojson", info: dict | None = None) -> tuple[str, Any]:
+    """(media type, UTF-8 bytes): a GeoJSON FeatureCollection (CRS84; with ``info``, the
+    members ``cloud_masked`` and ``warnings``) or CSV."""
     stat_names = [k for k in rows[0] if k not in ("id", "datetime", "item", "warning")] \
         if rows else list(DEFAULT_STATISTICS)
     if format_ == "csv":
@@ -330,6 +377,9 @@ def encode(rows: list[dict], zones: Zones, *, temporal: str = "composite",
         })
     collection = {"type": "FeatureCollection", "features": features,
                   "numberMatched": len(features), "numberReturned": len(features)}
+    if info:
+        collection.update(cloud_masked=info.get("cloud_masked"),
+                          warnings=info.get("warnings", []))
     # bytes: pygeoapi 0.21 serialises dicts only for application/json, not geo+json
     return GEOJSON, json.dumps(collection, ensure_ascii=False).encode("utf-8")
 
@@ -342,6 +392,9 @@ def parse_inputs(data: Any, *, limits: Limits, config: Mapping | None = None) ->
             and data["variable"].upper() in INDICES:
         data = dict(data, variable=data["variable"].upper())  # ndvi is NDVI
     given = inp.validate_inputs(data, PROCESS_METADATA["inputs"])
+    variable = check_variable(given["variable"])
+    if is_product(variable) and given["source"]:
+        raise InvalidInput("source: a product variable is its own source; leave source out")
     resolution = inp.parse_resolution(given["resolution"], None)
     zones = inp.parse_zones(given["zones"], max_zones=limits.max_zones, config=config)
     duplicates = len(zones.ids) - len(set(zones.ids))
@@ -349,9 +402,11 @@ def parse_inputs(data: Any, *, limits: Limits, config: Mapping | None = None) ->
         raise InvalidInput(f"zones: ids must be unique ({duplicates} repeated); give each "
                            "feature its own id or none (their positions are used)")
     return {"zones": zones, "datetime_": inp.parse_datetime(given["datetime"]),
-            "variable": given["variable"], "composite": given["composite"],
+            "variable": variable, "composite": given["composite"],
             "temporal": given["temporal"], "statistics": tuple(given["statistics"]),
             "max_cloud": given["max_cloud"], "resolution": resolution,
+            "grid": given["grid"], "source": variable if is_product(variable)
+            else given["source"],
             "min_valid_fraction": float(given["min_valid_fraction"]),
             "format_": given["format"]}
 
@@ -365,10 +420,13 @@ class ZonalStatisticsProcessor(CatalogProcessor):
     def run(self, data, outputs, *, limits):
         inp.check_outputs(outputs, PROCESS_METADATA["outputs"])
         kwargs = parse_inputs(data, limits=limits)
-        format_, zones = kwargs.pop("format_"), kwargs.pop("zones")
-        rows = zonal_statistics(self.catalog(), zones, limits=limits,
-                                progress=job_progress.current(), **kwargs)
-        return encode(rows, zones, temporal=kwargs["temporal"], format_=format_)
+        format_, zones, source = kwargs.pop("format_"), kwargs.pop("zones"), kwargs.pop("source")
+        catalog = self.catalog(zones_area(zones), source,
+                               kind="product" if is_product(kwargs["variable"]) else "optical")
+        info: dict = {}
+        rows = zonal_statistics(catalog, zones, limits=limits,
+                                progress=job_progress.current(), info=info, **kwargs)
+        return encode(rows, zones, temporal=kwargs["temporal"], format_=format_, info=info)
 
 
 __all__ = ["PROCESS_METADATA", "ZonalStatisticsProcessor", "encode", "zonal_statistics"]

@@ -1,28 +1,34 @@
-"""OGC API Coverages over Sentinel-2: the bands (``*-s2``) or an index (``*-ndvi``) of one area.
+"""OGC API Coverages over a territory's imagery: the bands (``<territory>-s2``), an index
+(``<territory>-ndvi``) or a single-band product (``<territory>-<source>``).
 
 A thin pygeoapi ``coverage`` provider: it parses the request once, then everything goes through
-:func:`sentinelle.catalog.imagery.read_imagery` (search with SCL cloud over the area → lazy
-Dask cube → SCL mask → one date or a composite → clip) and
+:func:`sentinelle.catalog.imagery.read_imagery` (search with the cloud over the area measured
+by the source's mask → lazy Dask cube → cloud mask → one date or a composite → clip) and
 :func:`sentinelle.analysis.indices.compute_index`; errors go through
-:mod:`sentinelle.providers.errors`.
+:mod:`sentinelle.providers.errors`.  Which catalog, preset, mask, area, composite method and
+grid are used comes from the territory block (:mod:`sentinelle.territories`).
 
 What a request gets:
 
 * **where**: ``bbox`` (+ ``bbox-crs``, CRS84 by default) or ``subset=x(a:b),y(c:d)`` in the
-  collection's native CRS (the scenes' UTM zone), intersected with the collection's area;
+  collection's native CRS (the scenes' UTM zone), intersected with the territory's area;
   nothing = the whole area.  Pixels outside the area are nodata.
 * **when** (``datetime`` or ``subset=time(...)``): a day (a time of day is ignored) gives that
   date — raw, unmasked values for the bands; cloud-masked for an index; an interval gives a
-  cloud-masked temporal composite (``composite`` option, median by default); nothing gives the
-  latest date at most ``max_cloud`` % (20) cloudy over the requested area.
-* **grid**: 10 m, in the scenes' UTM zone, or in ``bbox-crs`` when that is a projected CRS
-  (pygeoapi 0.21 does not pass ``crs`` to coverage providers).  Edges on multiples of 10 m, so
-  a native request lands exactly on the Sentinel-2 pixels.
+  cloud-masked temporal composite (the source's ``composite``, median by default); nothing
+  gives the latest date at most ``max_cloud`` % cloudy over the requested area (any latest
+  date when the source has no cloud mask).
+* **grid**: the source's resolution (10 m), in the scenes' UTM zone, or in ``bbox-crs`` when
+  that is a projected CRS (pygeoapi 0.21 does not pass ``crs`` to coverage providers); edges
+  on multiples of the resolution, so a request lands exactly on the Sentinel-2 pixels.  A
+  source with ``grid: native`` (the default for products) is served on its own CRS, pixel
+  size and pixel edges, never resampled.
 * **values**: float32 reflectance (``DN × scale + offset`` of each scene, e.g.
-  ``DN × 0.0001 − 0.1``), NaN = nodata; ``scl`` = class codes (one date only); the index as
-  float32.  ``f=GTiff`` gives a Cloud Optimized GeoTIFF (CRS, NaN nodata, band descriptions,
-  scale 1 / offset 0, tags with the dates and scenes); CoverageJSON is for small requests
-  (``max_coveragejson_values``, 250,000 values by default, else 413 pointing to ``f=GTiff``).
+  ``DN × 0.0001 − 0.1``), NaN = nodata; the mask band (``scl``…) = codes (one date only); the
+  index or the product's values as float32.  ``f=GTiff`` gives a Cloud Optimized GeoTIFF
+  (CRS, NaN nodata, band descriptions, scale 1 / offset 0, tags with the dates, scenes and
+  whether clouds were masked); CoverageJSON is for small requests (``max_coveragejson_values``,
+  250,000 values by default, else 413 pointing to ``f=GTiff``).
 * **size**: bounded by the pixel budget (``SENTINELLE_MAX_PIXELS``, dates × bands × pixels)
   before anything is read: 413 with the limit in the message.
 
@@ -43,18 +49,16 @@ from pygeoapi.provider.base import BaseProvider
 
 from sentinelle.analysis.indices import compute_index, get_index
 from sentinelle.catalog.area import CRS84, Area, Grid, crs_uri, parse_crs
-from sentinelle.catalog.composite import METHODS
-from sentinelle.catalog.imagery import read_imagery
-from sentinelle.catalog.source import Catalog, open_catalog
+from sentinelle.catalog.imagery import native_grid, read_imagery, scene_word
+from sentinelle.catalog.presets import VALUE
+from sentinelle.catalog.source import Catalog
 from sentinelle.encode import to_cog
 from sentinelle.errors import InvalidInput, NoData, SourceUnavailable, TooLarge
 from sentinelle.providers.errors import provider_errors
 from sentinelle.rendering import (
-    DEFAULT_MAX_CLOUD,
     compute,
     parse_when,
     request_area,
-    resolve_area,
     resolve_when,
     scenes_for,
 )
@@ -75,9 +79,17 @@ BANDS: dict[str, tuple[str, int | None, str, str]] = {
     "nir08": ("B8A", 865, "Proche infrarouge étroit", "Narrow near infrared"),
     "swir16": ("B11", 1610, "Infrarouge moyen 1,6 µm", "Shortwave infrared 1.6 µm"),
     "swir22": ("B12", 2190, "Infrarouge moyen 2,2 µm", "Shortwave infrared 2.2 µm"),
-    "scl": ("SCL", None, "Classification de scène (classes ESA)", "Scene classification"),
 }
-DEFAULT_BANDS = ("blue", "green", "red", "nir", "swir16", "scl")
+#: mask bands: French and English titles
+MASK_TITLES = {
+    "scl": ("Classification de scène (classes ESA)",
+            "SCL: scene classification (ESA classes 0–11)"),
+    "clm": ("Masque de nuages Theia/MAJA (champ de bits)", "CLM: Theia/MAJA cloud mask (bits)"),
+    "mg2": ("Masque géophysique Theia/MAJA (champ de bits)",
+            "MG2: Theia/MAJA geophysical mask (bits)"),
+    "cloud": ("Probabilité de nuage (%)", "Cloud probability (%)"),
+}
+DEFAULT_BANDS = ("blue", "green", "red", "nir", "swir16")
 MAX_COVERAGEJSON_VALUES = 250_000
 GTIFF = "GTiff"
 TEMPORAL_RS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
@@ -86,45 +98,68 @@ TEMPORAL_RS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 class ImageryCollection:
     """The configuration of one imagery collection (shared by the coverage and map providers).
 
-    ``data`` is the catalog (path or STAC API URL); ``options``: ``area`` (a name in ``areas``
-    or a lon/lat bbox), ``areas`` (GeoJSON of named outlines), ``index`` (e.g. ``NDVI``;
-    absent = the bands), ``bands``, ``composite``, ``max_cloud``, ``resolution``,
-    ``max_coveragejson_values``, ``name`` (used in messages).  Nothing is read until used.
+    ``options`` (generated from the territory blocks, :mod:`sentinelle.territories`):
+    ``territory`` and ``source`` name the imagery source, whose catalog, preset, cloud mask,
+    composite method, cloud threshold, resolution and grid are used; ``index`` (e.g. ``NDVI``;
+    absent = the bands, or the values of a product source), ``bands``,
+    ``max_coveragejson_values``, ``name`` (the collection id, used in messages).  Nothing is
+    read until used.
     """
 
     def __init__(self, data: str, options: dict | None):
+        from sentinelle.territories import registry
+
         options = dict(options or {})
-        self.source = data
-        self.name = str(options.get("name") or options.get("area") or "the collection")
-        self._area_option = options.get("area")
-        if self._area_option is None:
-            raise InvalidInput("an imagery collection needs options.area (a name or a bbox)")
-        self._areas_path = options.get("areas")
+        if not options.get("territory") or not options.get("source"):
+            raise InvalidInput("an imagery collection needs options.territory and "
+                               "options.source (generated from the territories' blocks)")
+        self.registry = registry()
+        self.spec = self.registry.source(str(options["territory"]), str(options["source"]))
+        self.name = str(options.get("name") or self.spec.collection_id)
         index = options.get("index")
         self.index = get_index(index).name if index else None
-        self.bands = tuple(options.get("bands") or DEFAULT_BANDS)
-        unknown = [b for b in self.bands if b not in BANDS]
-        if unknown:
-            raise InvalidInput(f"unknown band(s) {', '.join(unknown)}; known: {', '.join(BANDS)}")
-        self.composite = str(options.get("composite", "median"))
-        if self.composite not in METHODS:
-            raise InvalidInput(f"composite must be one of {', '.join(METHODS)}")
-        self.max_cloud = float(options.get("max_cloud", DEFAULT_MAX_CLOUD))
-        self.resolution = float(options.get("resolution", 10))
+        self.product = self.spec.product
+        self.composite = self.spec.composite
+        self.max_cloud = self.spec.max_cloud
+        self.resolution = self.spec.resolution
+        self.grid = self.spec.grid
         self.max_coveragejson_values = int(options.get("max_coveragejson_values",
                                                        MAX_COVERAGEJSON_VALUES))
+        if self.product is not None:
+            self.bands: tuple[str, ...] = (VALUE,)
+        else:
+            mask_band = self.catalog.mask.band
+            wanted = options.get("bands") or [*DEFAULT_BANDS, *([mask_band] if mask_band
+                                                                else [])]
+            self.bands = tuple(b for b in wanted if b in BANDS or b == mask_band)
+            unknown = [b for b in wanted if b not in self.bands]
+            if unknown:
+                raise InvalidInput(f"unknown band(s) {', '.join(unknown)}; known: "
+                                   f"{', '.join(BANDS)}")
 
     @property
     def catalog(self) -> Catalog:
-        return open_catalog(self.source)
+        return self.spec.open()
 
     @functools.cached_property
     def area(self) -> Area:
-        return resolve_area(self._area_option, self._areas_path)
+        return self.registry.area(self.spec.territory)
+
+    @property
+    def masked(self) -> bool:
+        """Whether the source has a cloud mask."""
+        return self.catalog.mask.masks
 
     @property
     def fields(self) -> dict[str, dict]:
-        """pygeoapi fields: one per band, or the index."""
+        """pygeoapi fields: one per band, the index, or the product's values."""
+        if self.product is not None:
+            product = self.product
+            return {product.name: {"type": "number", "title": product.title["fr"],
+                                   "description": f"{product.title['en']} "
+                                                  f"({product.range[0]:g} – "
+                                                  f"{product.range[1]:g} {product.unit})",
+                                   "x-ogc-unit": product.unit}}
         if self.index:
             spec = get_index(self.index)
             return {spec.name: {"type": "number", "title": spec.title["fr"],
@@ -132,21 +167,30 @@ class ImageryCollection:
                                 "x-ogc-unit": "1"}}
         fields = {}
         for band in self.bands:
+            if band in MASK_TITLES:
+                fr, en = MASK_TITLES[band]
+                fields[band] = {"type": "integer", "title": fr, "description": en}
+                continue
             code, wavelength, fr, en = BANDS[band]
-            if band == "scl":
-                fields[band] = {"type": "integer", "title": fr,
-                                "description": f"{code}: {en} (ESA classes 0–11)"}
-            else:
-                fields[band] = {"type": "number", "title": f"{fr} ({code})",
-                                "description": f"{en} ({code}, {wavelength} nm), "
-                                               "surface reflectance", "x-ogc-unit": "1"}
+            fields[band] = {"type": "number", "title": f"{fr} ({code})",
+                            "description": f"{en} ({code}, {wavelength} nm), "
+                                           "reflectance", "x-ogc-unit": "1"}
         return fields
 
+    def read_bands(self, names: list[str]) -> list[str]:
+        """The source's bands that make the fields ``names``."""
+        if self.product is not None:
+            return [VALUE]
+        if self.index:
+            return list(get_index(self.index).bands)
+        return list(names)
+
     def native_crs(self, area: Area | None = None):
-        """The UTM zone of most scenes over ``area`` (the collection's storage CRS)."""
+        """The CRS of most scenes over ``area`` (the collection's storage CRS)."""
         scenes = self.catalog.find(area or self.area)
         if not scenes:
-            raise NoData(f"no Sentinel-2 scene covers {self.name} in the catalog")
+            raise NoData(f"no {scene_word(self.catalog)} covers {self.name}; check its territory's "
+                         "area and the catalog (`sentinelle territory check`)")
         return parse_crs(Counter(s.epsg for s in scenes).most_common(1)[0][0])
 
 
@@ -218,14 +262,17 @@ class SentinelCoverageProvider(BaseProvider):
     def _describe(self, *, offline: bool = False) -> dict[str, Any]:
         coll = self.collection
         area = coll.area
-        if offline:  # the area's UTM zone stands for the scenes'
+        scenes = [] if offline else coll.catalog.find(area)
+        if scenes:
+            crs = parse_crs(Counter(s.epsg for s in scenes).most_common(1)[0][0])
+            grid = native_grid(scenes, coll.read_bands(list(self._fields)), area) \
+                if coll.grid == "native" else Grid.from_area(area, crs, coll.resolution)
+            crs = grid.crs
+        else:  # the catalog is down, or holds nothing over the territory yet: the area's
+            # UTM zone stands for the scenes', and there are no dates
             lon, lat = area.to_crs(CRS84).geometry.centroid.coords[0]
-            scenes, crs = [], parse_crs((32600 if lat >= 0 else 32700)
-                                        + int((lon + 180) // 6) % 60 + 1)
-        else:
-            scenes = coll.catalog.find(area)
-            crs = coll.native_crs(area)
-        grid = Grid.from_area(area, crs, coll.resolution)
+            crs = parse_crs((32600 if lat >= 0 else 32700) + int((lon + 180) // 6) % 60 + 1)
+            grid = Grid.from_area(area, crs, coll.resolution)
         lonlat = [round(v, 6) for v in area.lonlat_bounds]
         dates = sorted({_iso(s.datetime) for s in scenes})
         self.crs = crs_uri(crs)
@@ -294,29 +341,37 @@ class SentinelCoverageProvider(BaseProvider):
                             max_cloud=coll.max_cloud, limits=limits)
         # what
         names = properties or list(self._fields)
-        if coll.index:
-            bands = list(get_index(coll.index).bands)
-        else:
-            if "scl" in names and not when.single:
-                if properties:
-                    raise InvalidInput("the scl band (scene classification) is served for one "
-                                       "date only; drop it from properties or ask for one day")
-                names = [n for n in names if n != "scl"]
-            bands = names
+        unknown = [n for n in names if n not in self._fields]
+        if unknown:
+            raise InvalidInput(f"unknown propert{'y' if len(unknown) == 1 else 'ies'} "
+                               f"{', '.join(unknown)}; available: {', '.join(self._fields)}")
+        mask_band = coll.catalog.mask.band
+        if not coll.index and coll.product is None and mask_band in names \
+                and not when.single:
+            if properties:
+                raise InvalidInput(f"the {mask_band} band (cloud mask) is served for one date "
+                                   "only; drop it from properties or ask for one day")
+            names = [n for n in names if n != mask_band]
+        bands = coll.read_bands(names)
         # grid
         scenes = scenes_for(coll.catalog, part, when.interval, name=coll.name)
         if bbox and part.crs.is_projected:
             out_crs = part.crs
         else:
             out_crs = parse_crs(Counter(s.epsg for s in scenes).most_common(1)[0][0])
+        native = coll.grid == "native"
+        if native:  # the data's own CRS, pixel size and pixel edges
+            out_crs = native_grid(scenes, bands, part).crs
         if bbox:  # the bbox's envelope in whole output pixels
             try:
                 part = request_area(bbox, bbox_crs, coll.area, name=coll.name, crs=out_crs,
-                                    resolution=coll.resolution)
+                                    resolution=None if native else coll.resolution)
             except InvalidInput:  # a planet-wide bbox has no envelope in a UTM zone: use
                 part = request_area(list(part.bounds), part.crs, coll.area,  # its part here
-                                    name=coll.name, crs=out_crs, resolution=coll.resolution)
-        grid = Grid.from_area(part, out_crs, coll.resolution)
+                                    name=coll.name, crs=out_crs,
+                                    resolution=None if native else coll.resolution)
+        grid = native_grid(scenes, bands, part) if native else \
+            Grid.from_area(part, out_crs, coll.resolution)
         if format_ == "json":
             values = grid.npixels * len(names)
             if values > coll.max_coveragejson_values:
@@ -330,8 +385,10 @@ class SentinelCoverageProvider(BaseProvider):
         mask = bool(coll.index) or not when.single
         data = read_imagery(coll.catalog, part, when.interval, bands, crs=out_crs,
                             resolution=coll.resolution, method=coll.composite, mask=mask,
-                            clip=True, limits=limits)
-        if coll.index:
+                            clip=True, limits=limits, grid="native" if native else "default")
+        if coll.product is not None:
+            layers = {coll.product.name: compute(data[VALUE]).values}
+        elif coll.index:
             layers = {coll.index: compute(compute_index(data, coll.index)).values}
         else:
             computed = compute(data[names])
@@ -340,7 +397,7 @@ class SentinelCoverageProvider(BaseProvider):
             "dates": list(data.attrs.get("dates", [])),
             "scenes": list(data.attrs.get("scenes", [])),
             "composite": data.attrs.get("composite", "none"),
-            "masked": mask,
+            "masked": bool(data.attrs.get("cloud_masked")),
             # scenes left out because a file is missing or corrupt: {id: reason}
             "skipped": dict(data.attrs.get("skipped") or {}),
         }
@@ -349,21 +406,23 @@ class SentinelCoverageProvider(BaseProvider):
             f"{info['dates'][0]}_{info['dates'][-1]}"
         if format_ == "json":
             return self._coveragejson(layers, transform, out_crs, info)
-        self.filename = f"{coll.index or 's2'}-{stamp}.tif".lower()
+        what = coll.product.name if coll.product is not None else coll.index or "s2"
+        self.filename = f"{what}-{stamp}.tif".lower()
         return self._geotiff(layers, transform, out_crs, info)
 
     def _geotiff(self, layers: dict[str, np.ndarray], transform, crs, info: dict) -> bytes:
         stack = np.stack([np.asarray(v, dtype="float32") for v in layers.values()])
         names = list(layers)
         index = self.collection.index
+        product = self.collection.product
         tags = {
             "DATES": ",".join(info["dates"]),
             "SCENES": ",".join(info["scenes"]),
             "COMPOSITE": info["composite"],
             "CLOUD_MASKED": "yes" if info["masked"] else "no",
-            "VALUES": (f"{index} ({get_index(index).formula})" if index else
-                       "surface reflectance (DN x scale + offset of each scene); scl: ESA "
-                       "scene classes"),
+            "VALUES": (f"{product.title['en']} ({product.unit})" if product is not None else
+                       f"{index} ({get_index(index).formula})" if index else
+                       "reflectance (DN x scale + offset of each scene); mask bands: codes"),
             "NODATA": "NaN",
         }
         if info["skipped"]:
@@ -417,6 +476,7 @@ class SentinelCoverageProvider(BaseProvider):
             "sentinelle:scenes": info["scenes"],
             "sentinelle:composite": info["composite"],
             "sentinelle:cloudMasked": info["masked"],
+            "cloud_masked": info["masked"],
         }
         if info.get("skipped"):
             coverage["sentinelle:skippedScenes"] = info["skipped"]

@@ -1,10 +1,12 @@
-"""OGC API Maps over Sentinel-2: PNG maps and legends of an imagery collection.
+"""OGC API Maps over a territory's imagery: PNG maps and legends of an imagery collection.
 
 A thin pygeoapi ``map`` provider around :func:`sentinelle.rendering.render_map` (which the WMS
 reuses): true colour for the bands collections, the index's colour ramp for index collections,
-transparent where there is no data, cloud (SCL) or outside the collection's area; exactly the
-requested ``width`` × ``height``.  Same ``datetime`` convention as the coverages (a day, an
-interval for a cloud-masked composite, nothing for the latest clear date).
+the product's ramp stretched to its declared range for product collections; transparent where
+there is no data, cloud (the source's mask) or outside the territory's area; exactly the
+requested ``width`` × ``height``.  A bbox entirely outside the territory is a 404 naming the
+territory's extent.  Same ``datetime`` convention as the coverages (a day, an interval for a
+cloud-masked composite, nothing for the latest clear date).
 
 How pygeoapi 0.21 hands the bbox over (``api/maps.py``): it transforms ``bbox`` from
 ``bbox-crs`` (default ``EPSG:4326``, read as lon/lat) into the provider's configured ``crs``
@@ -23,6 +25,7 @@ from __future__ import annotations
 from pygeoapi.provider.base import BaseProvider, ProviderItemNotFoundError
 from pyproj import Transformer
 
+from sentinelle.analysis.render import Ramp, rescaled
 from sentinelle.catalog.area import CRS84, parse_crs
 from sentinelle.encode import to_png
 from sentinelle.errors import InvalidInput
@@ -62,6 +65,12 @@ def client_bbox(bbox, crs: str | None, bbox_crs: str | None) -> tuple[list[float
     return [x1, y1, x2, y2], (CRS84 if target == parse_crs(4326) else target)
 
 
+def product_ramp(collection: ImageryCollection) -> Ramp | None:
+    """The colour ramp of a product collection (its ramp over its declared range)."""
+    product = collection.product
+    return None if product is None else rescaled(product.ramp, *product.range)
+
+
 def _flag(value) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("false", "0", "no", "off")
@@ -90,15 +99,20 @@ class SentinelMapProvider(BaseProvider):
                 coll.catalog, coll.area, coords, draw_crs, (int(width), int(height)),
                 index=coll.index, when=parse_when(datetime_), method=coll.composite,
                 max_cloud=coll.max_cloud, transparent=_flag(transparent),
-                limits=Limits.from_env(), name=coll.name)
+                limits=Limits.from_env(), name=coll.name, values=product_ramp(coll))
             return to_png(rendered.rgba)
 
     def get_legend(self, style=None, format_="png") -> bytes:
-        """PNG legend: the index's colour bar with its values."""
+        """PNG legend: the index's (or the product's) colour bar with its values."""
         with provider_errors():
             self._check_style(style)
             if format_ not in (None, "png"):
                 raise InvalidInput(f"legends are served as png, not {format_!r}")
+        product = self.collection.product
+        if product is not None:
+            with provider_errors():
+                return legend_png(ramp=product_ramp(self.collection),
+                                  title=f"{product.title['en']} ({product.unit})")
         if not self.collection.index:
             raise ProviderItemNotFoundError(
                 user_msg="a true-colour map has no legend (red, green and blue reflectance "
@@ -109,7 +123,9 @@ class SentinelMapProvider(BaseProvider):
     def _check_style(self, style) -> None:
         if style in (None, "", "default"):
             return
-        known = [self.collection.index.lower()] if self.collection.index else list(STYLES)
+        coll = self.collection
+        known = [coll.product.ramp] if coll.product is not None else \
+            [coll.index.lower()] if coll.index else list(STYLES)
         if str(style).lower() not in known:
             raise InvalidInput(f"unknown style {style!r}; available: default, {', '.join(known)}")
 

@@ -3,12 +3,13 @@ the land-cover classification and the index change — so that a catalogue (GeoN
 its OGC API Records harvester, QGIS's metadata search, a browser) finds the layers before
 asking for pixels.
 
-The products are the WMS layers of the configuration (:func:`sentinelle.ows.layers.layers`:
-imagery areas, the index registry, the derived presets of this provider's ``options``), so a
-record, its WMS layer and its ISO 19139 record (``/metadata/{id}.xml``) always describe the
-same thing.  Each record links to its WMS layer (capabilities, a GetMap preview, the legend),
-its coverage when the configuration serves one, the process that computes it, the scene
-series it comes from, its licence and its ISO 19139 / DCAT records.  Titles and descriptions
+The products are the WMS layers of the territories (:func:`sentinelle.ows.layers.layers`:
+each territory's imagery, the index registry, the derived presets of its ``products:`` block,
+its product sources), so a record, its WMS layer and its ISO 19139 record
+(``/metadata/{id}.xml``) always describe the same thing.  Each record links to its WMS layer
+(capabilities, a GetMap preview, the legend), its coverage when the configuration serves one,
+the process that computes it, the scene series it comes from, its licence and its ISO 19139 /
+DCAT records.  Titles and descriptions
 follow ``lang`` / ``Accept-Language`` (French first, English).
 """
 
@@ -33,7 +34,8 @@ from sentinelle.providers.records import filter_sort_page
 FIELDS = {
     "title": {"type": "string"},
     "description": {"type": "string"},
-    "kind": {"type": "string", "enum": ["true-color", "index", "classification", "change"]},
+    "kind": {"type": "string", "enum": ["true-color", "index", "classification", "change",
+                                        "product"]},
     "area": {"type": "string"},
     "index": {"type": "string"},
     "wms_layer": {"type": "string"},
@@ -126,7 +128,8 @@ class ProductRecordsProvider(BaseProvider):
             "dates": list(dates),
             "formats": ["image/png", "image/jpeg"]
             + (["image/tiff; application=geotiff"] if resource else []),
-            "license": "Copernicus Sentinel data, free, full and open access",
+            "license": ("Licence Ouverte 2.0 (Etalab)" if layer.kind == "product" else
+                        "Copernicus Sentinel data, free, full and open access"),
             "language": {"code": lang},
         }
 
@@ -188,10 +191,16 @@ class ProductRecordsProvider(BaseProvider):
             links.append({"rel": "derived_from", "type": "application/json",
                           "href": f"{base}/collections/sentinel-2-l2a",
                           "title": _text(lang, "Scènes Sentinel-2 L2A", "Sentinel-2 L2A scenes")})
-        links.append({"rel": "license", "type": "text/html", "hreflang": "fr",
-                      "href": f"{base}/licences/copernicus",
-                      "title": _text(lang, "Conditions d'utilisation des données Copernicus "
-                                           "Sentinel", "Copernicus Sentinel data legal notice")})
+        if layer.kind == "product":
+            links.append({"rel": "license", "type": "text/html", "hreflang": "fr",
+                          "href": f"{base}/licences/etalab-2.0",
+                          "title": "Licence Ouverte 2.0 (Etalab)"})
+        else:
+            links.append({"rel": "license", "type": "text/html", "hreflang": "fr",
+                          "href": f"{base}/licences/copernicus",
+                          "title": _text(lang, "Conditions d'utilisation des données "
+                                               "Copernicus Sentinel",
+                                         "Copernicus Sentinel data legal notice")})
         return links
 
     def _record(self, layer: Layer, config: dict, lang: str, *, properties: dict | None = None,

@@ -1,14 +1,18 @@
-"""OGC API Records: one record per Sentinel-2 scene of the catalog, so users can discover what
-exists (date, cloud cover, footprint, tile) before asking for pixels.
+"""OGC API Records: one record per Sentinel-2 scene of the territories' sources, so users can
+discover what exists (date, cloud cover, footprint, tile) before asking for pixels.
 
 Built on the catalog layer (``sentinelle.catalog``), never on raw STAC files: the records show
-the same scenes, with the same normalised band names, that the processes will read.  Asset
-links point to the files as the server publishes them (``asset_base_url``, the ``/stac``
-browse endpoint over the same folder) — never to a local path.
+the same scenes, with the same normalised band names, that the processes will read.  The
+sources are the territories' Sentinel-2 sources (``sources``: ``{territory, source}`` pairs,
+filled in from the territory blocks), or one catalog (``data``, a path or STAC API URL).
+Asset links point to the files as the server publishes them (files under ``asset_root``
+become ``asset_base_url`` + their relative path, the ``/stac`` browse endpoint over the same
+folder; remote files keep their URL) — never to a local path.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,10 +28,13 @@ from pygeoapi.provider.base import (
 from sentinelle.catalog.area import Area
 from sentinelle.catalog.dates import parse_interval
 from sentinelle.catalog.scenes import Scene
-from sentinelle.catalog.source import StaticCatalog, open_catalog
-from sentinelle.errors import NotFound, SentinelleError
+from sentinelle.catalog.source import Catalog, open_catalog
+from sentinelle.errors import NotFound, SentinelleError, SourceUnavailable
 from sentinelle.providers.cql import GEOMETRY_NAMES, compile_filter
+from sentinelle.providers.errors import to_provider_error
 from sentinelle.settings import Limits
+
+LOGGER = logging.getLogger(__name__)
 
 FIELDS = {
     "title": {"type": "string"},
@@ -67,19 +74,43 @@ def filter_sort_page(records: list[tuple[Any, dict]], filterq, fields: dict,
     page = [] if resulttype == "hits" else records[offset:offset + limit]
     return records, len(records), page
 
+def record_catalogs(provider_def: dict) -> list[Catalog]:
+    """The catalogs a scene records provider lists: the territories' sources named in
+    ``sources``, else the catalog at ``data``."""
+    sources = provider_def.get("sources")
+    if sources:
+        from sentinelle.territories import registry
+
+        found = registry()
+        return [found.source(str(s["territory"]), str(s["source"])).open() for s in sources]
+    options = provider_def.get("options") or {}
+    return [open_catalog(provider_def["data"], options.get("preset", "auto"))]
+
+
+def find_scene(catalogs: list[Catalog], scene_id: str) -> Scene:
+    """The scene ``scene_id`` of the first catalog that has it (:class:`NotFound` else)."""
+    for catalog in catalogs:
+        try:
+            return catalog.get(scene_id)
+        except NotFound:
+            continue
+    raise NotFound(f"no scene {scene_id!r} in the catalogs")
+
+
 class SceneRecordsProvider(BaseProvider):
-    """pygeoapi ``record`` provider over a Sentinelle catalog (``data``: path or STAC API URL)."""
+    """pygeoapi ``record`` provider over the territories' Sentinel-2 sources (see the module
+    docstring)."""
 
     def __init__(self, provider_def):
         super().__init__(provider_def)
-        options = self.options or {}
-        self.preset = options.get("preset", "auto")
         self.asset_base_url = (provider_def.get("asset_base_url") or "").rstrip("/")
+        root = provider_def.get("asset_root")
+        self.asset_root = Path(root).resolve() if root else None
         #: where ``/metadata/{id}.xml`` (ISO 19139, sentinelle.ows.metadata) is served
         self.metadata_base_url = (provider_def.get("metadata_base_url") or "").rstrip("/")
         self.max_scenes = Limits.from_env().max_search_items
         try:
-            self._catalog = open_catalog(self.data, self.preset)
+            self._catalogs = record_catalogs(provider_def)
         except SentinelleError as err:
             raise ProviderConnectionError(user_msg=str(err)) from err
         self._fields = dict(FIELDS)
@@ -88,17 +119,18 @@ class SceneRecordsProvider(BaseProvider):
         return self._fields
 
     def _asset_href(self, href: str) -> str | None:
-        if not isinstance(self._catalog, StaticCatalog) or not self.asset_base_url:
-            return href if href.startswith(("http://", "https://")) else None
-        root = self._catalog.path.parent
+        if href.startswith(("http://", "https://")):
+            return href
+        if self.asset_root is None or not self.asset_base_url:
+            return None
         try:
-            relative = Path(href).resolve().relative_to(root)
+            relative = Path(href).resolve().relative_to(self.asset_root)
         except ValueError:
             return None
         return f"{self.asset_base_url}/{relative.as_posix()}"
 
     def _properties(self, scene: Scene) -> dict[str, Any]:
-        tile = scene.mgrs_tile or "?"
+        tile = scene.mgrs_tile or scene.id
         day = scene.date.isoformat()
         cloud = scene.cloud_cover
         return {
@@ -155,7 +187,21 @@ class SceneRecordsProvider(BaseProvider):
         except ValueError as err:
             raise ProviderInvalidQueryError(user_msg=str(err)) from err
         # bounded: a STAC API behind this collection may hold millions of scenes
-        scenes = self._catalog.find(area, interval, limit=self.max_scenes)
+        scenes, seen, failures = [], set(), []
+        for catalog in self._catalogs:
+            try:
+                found = catalog.find(area, interval, limit=self.max_scenes)
+            except SourceUnavailable as err:  # one territory's upstream down: the others
+                failures.append(err)  # still answer (and the error is logged)
+                LOGGER.warning("scene records: a source is left out: %s", err)
+                continue
+            for scene in found:
+                if scene.id not in seen:
+                    seen.add(scene.id)
+                    scenes.append(scene)
+        if failures and len(failures) == len(self._catalogs):
+            raise to_provider_error(failures[0]) from failures[0]
+        scenes.sort(key=lambda scene: (scene.datetime, scene.id))
         records = [(scene, self._properties(scene)) for scene in scenes]
         for name, value in properties or []:
             records = [(s, p) for s, p in records if str(p.get(name)) == str(value)]
@@ -173,7 +219,7 @@ class SceneRecordsProvider(BaseProvider):
 
     def get(self, identifier, **kwargs):
         try:
-            return self._record(self._catalog.get(str(identifier)))
+            return self._record(find_scene(self._catalogs, str(identifier)))
         except NotFound as err:
             raise ProviderItemNotFoundError(user_msg=str(err)) from err
 

@@ -45,6 +45,11 @@ class NoData(SentinelleError, LookupError):
     ogc_code = "NoData"
 
 
+class OutsideArea(NoData):
+    """The request (a map's bbox) lies entirely outside the area the layer serves: 404,
+    naming the area's extent, rather than an empty image that looks like a failure."""
+
+
 class SourceUnavailable(SentinelleError, OSError):
     """A catalog or an asset could not be read (missing file, corrupt COG, upstream down)."""
 

@@ -1,5 +1,5 @@
-"""Products of the imagery path for the web adapters: areas named in the configuration, the
-``datetime`` convention, and the map renderer (area + bbox + size + datetime → RGBA).
+"""Products of the imagery path for the web adapters: the ``datetime`` convention and the map
+renderer (area + bbox + size + datetime → RGBA).
 
 The OGC API Maps provider and the WMS use :func:`render_map`: it takes plain values (a bbox
 in a CRS, a size, an interval) and returns an RGBA array, knowing nothing of pygeoapi or HTTP.
@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import math
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,10 +32,11 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
 from sentinelle.analysis.indices import compute_index, get_index
-from sentinelle.analysis.render import RAMPS, colorize, legend, true_color
+from sentinelle.analysis.render import RAMPS, Ramp, colorize, legend, true_color
 from sentinelle.catalog.area import CRS84, Area, Grid, parse_crs, validate_bbox
 from sentinelle.catalog.dates import Interval, parse_interval
-from sentinelle.catalog.imagery import latest_clear_match, read_imagery
+from sentinelle.catalog.imagery import latest_clear_match, read_imagery, scene_word
+from sentinelle.catalog.presets import VALUE
 from sentinelle.catalog.source import Catalog
 from sentinelle.catalog.tiles import (
     Tile,
@@ -47,7 +45,13 @@ from sentinelle.catalog.tiles import (
     on_reader_thread,
     read_tile,
 )
-from sentinelle.errors import InvalidInput, NoData, NotFound, SourceUnavailable, TooLarge
+from sentinelle.errors import (
+    InvalidInput,
+    NoData,
+    OutsideArea,
+    SourceUnavailable,
+    TooLarge,
+)
 from sentinelle.settings import Limits
 
 #: Sentinel-2's finest band resolution (m): coarser requests are read with ``average``.
@@ -59,50 +63,6 @@ DEFAULT_MAX_CLOUD = 20.0
 #: Colour ramp per index (``analysis.render.RAMPS``); indices not listed use ``ndvi``.
 INDEX_RAMPS = {"NDVI": "ndvi", "SAVI": "ndvi", "EVI": "ndvi", "NDWI": "water", "NDMI": "water"}
 TRUE_COLOR_BANDS = ("red", "green", "blue")
-
-
-# --- areas named in the configuration ------------------------------------------------------
-
-_AREAS: dict[str, tuple[float, dict[str, Area]]] = {}
-_AREAS_LOCK = threading.Lock()
-
-
-def _read_areas(path: Path) -> dict[str, Area]:
-    try:
-        collection = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise SourceUnavailable(f"cannot read the area outlines {path}: {err}") from err
-    return {str(f["properties"]["area"]): Area.from_geojson(f["geometry"])
-            for f in collection.get("features", []) if "area" in f.get("properties", {})}
-
-
-def resolve_area(value: Any, areas_path: str | Path | None = None) -> Area:
-    """An area from the configuration: a name in ``areas_path`` (GeoJSON, CRS84, property
-    ``area``), a ``[minx, miny, maxx, maxy]`` lon/lat bbox, or a GeoJSON geometry."""
-    if isinstance(value, Area):
-        return value
-    if isinstance(value, dict):
-        return Area.from_geojson(value)
-    if isinstance(value, (list, tuple)):
-        return Area.from_bbox(value)
-    if areas_path is None:
-        raise InvalidInput(f"area {value!r} is a name but no area file is configured")
-    path = Path(areas_path)
-    try:
-        mtime = path.stat().st_mtime
-    except OSError:
-        raise SourceUnavailable(
-            f"no area outlines at {path}; generate the sample data (`sentinelle sample-data`) "
-            "or fix the configured path") from None
-    key = str(path.resolve())
-    with _AREAS_LOCK:
-        cached = _AREAS.get(key)
-        if cached is None or cached[0] != mtime:
-            _AREAS[key] = (mtime, _read_areas(path))
-        areas = _AREAS[key][1]
-    if str(value) not in areas:
-        raise NotFound(f"no area {value!r} in {path.name}; known: {', '.join(sorted(areas))}")
-    return areas[str(value)]
 
 
 # --- datetime --------------------------------------------------------------------------------
@@ -154,7 +114,7 @@ def scenes_for(catalog: Catalog, area: Area, interval: Interval | None, *,
         return scenes
     every = catalog.find(area)
     if not every:
-        raise NoData(f"no Sentinel-2 scene covers this part of {name}; check the bbox")
+        raise NoData(f"no {scene_word(catalog)} covers this part of {name}; check the bbox")
     start = interval.start if interval and interval.start else None
     end = interval.end if interval and interval.end else None
     before = [s.date.isoformat() for s in every if start and s.datetime < start]
@@ -164,7 +124,7 @@ def scenes_for(catalog: Catalog, area: Area, interval: Interval | None, *,
         else "/" + (end.date().isoformat() if end else ".."))
     nearest = " and ".join(x for x in (before[-1] if before else "",
                                        after[0] if after else "") if x)
-    raise NoData(f"no Sentinel-2 scene of {name} for datetime {span}; nearest date(s): "
+    raise NoData(f"no {scene_word(catalog)} of {name} for datetime {span}; nearest date(s): "
                  f"{nearest} (all dates are listed in the collection's extent.temporal)")
 
 
@@ -226,7 +186,8 @@ def _read_tile(catalog: Catalog, area: Area, part: Area, when: When, bands: Sequ
                name: str) -> Tile:
     try:
         return read_tile(day_scenes(catalog, area, when.interval), part, bands, grid,
-                         method=method, resampling=resampling, limits=limits)
+                         method=method, mask=catalog.mask, resampling=resampling,
+                         limits=limits)
     except NoData:
         scenes_for(catalog, part, when.interval, name=name)  # names the nearest dates
         raise
@@ -312,18 +273,26 @@ def _window(grid: Grid, transform: Affine, shape: tuple[int, int]) -> tuple[int,
     return row, col
 
 
+def outside(area: Area, name: str) -> OutsideArea:
+    """The error for a map requested entirely outside ``area`` (naming where it is)."""
+    lon = ", ".join(f"{v:.4f}" for v in area.lonlat_bounds)
+    return OutsideArea(f"the bbox lies outside {name}, whose lon/lat bounds are {lon}; move "
+                       "the map over that area")
+
+
 @on_reader_thread
 def render_map(catalog: Catalog, area: Area, bbox: Sequence[float], crs: Any,
                size: tuple[int, int], *, index: str | None = None, when: When | None = None,
                method: str = "median", max_cloud: float = DEFAULT_MAX_CLOUD,
                transparent: bool = True, limits: Limits | None = None,
-               name: str = "the layer") -> RenderedMap:
+               name: str = "the layer", values: Ramp | None = None) -> RenderedMap:
     """The map of ``area`` inside ``bbox`` (in ``crs``, x/easting first) as exactly
-    ``size = (width, height)`` RGBA pixels: true colour, or ``index`` through its colour ramp.
+    ``size = (width, height)`` RGBA pixels: true colour, ``index`` through its colour ramp,
+    or with ``values`` a single-band product's values through that ramp.
 
-    Clouds (SCL) and everything outside ``area`` are transparent (white when not
-    ``transparent``); a bbox that misses the area gives a fully transparent image.  Pixels
-    are loaded at the output resolution, averaged when coarser than 10 m, then placed on the
+    Clouds (the source's mask) and everything outside ``area`` are transparent (white when not
+    ``transparent``); a bbox that misses the area is :class:`OutsideArea` (404).  Pixels are
+    loaded at the output resolution, averaged when coarser than 10 m, then placed on the
     output grid by nearest neighbour.
     """
     limits = limits or Limits()
@@ -349,16 +318,17 @@ def render_map(catalog: Catalog, area: Area, bbox: Sequence[float], crs: Any,
     try:
         part = request_area((minx, miny, maxx, maxy), out_crs, area)
     except InvalidInput:
-        return RenderedMap(rgba, (), ())
+        raise outside(area, name) from None
     when = when or When(None, True)
     when = resolve_when(catalog, part, when, max_cloud=max_cloud, limits=limits)
     resolution = min(out_transform.a, -out_transform.e)
     ground = _ground_resolution((minx, miny, maxx, maxy), out_crs, (width, height))
     resampling = "average" if ground > NATIVE_RESOLUTION * 1.01 else "nearest"
-    bands = get_index(index).bands if index else TRUE_COLOR_BANDS
+    bands = (VALUE,) if values is not None else get_index(index).bands if index \
+        else TRUE_COLOR_BANDS
     grid = Grid.from_area(part, load_crs, resolution, anchor=(minx, maxy))
     options = dict(method=method, resampling=resampling, limits=limits, name=name)
-    names = [index] if index else list(TRUE_COLOR_BANDS)
+    names = [index] if index else list(bands)
     if _one_tile(when, grid, limits):  # numpy all the way
         tile = _read_tile(catalog, area, part, when, bands, grid, **options)
         arrays = {index: index_values(tile, index)} if index else dict(tile.bands)
@@ -382,7 +352,9 @@ def render_map(catalog: Catalog, area: Area, bbox: Sequence[float], crs: Any,
                   src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest)
         return out
 
-    if index:
+    if values is not None:
+        image = colorize(place(arrays[VALUE]), values)
+    elif index:
         image = colorize(place(arrays[index]), INDEX_RAMPS.get(index, "ndvi"))
     else:
         image = true_color(*(place(arrays[b]) for b in TRUE_COLOR_BANDS))
@@ -390,12 +362,23 @@ def render_map(catalog: Catalog, area: Area, bbox: Sequence[float], crs: Any,
     return RenderedMap(rgba, dates, scenes)
 
 
-def legend_png(index: str, *, width: int = 300) -> bytes:
-    """A labelled colour bar (PNG) for ``index``'s ramp: title, bar, a tick per ramp stop."""
+def _ascii(text: str) -> str:
+    """``text`` without accents (PIL's built-in font has none)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def legend_png(index: str | None = None, *, width: int = 300, ramp: Ramp | None = None,
+               title: str | None = None) -> bytes:
+    """A labelled colour bar (PNG) for ``index``'s ramp (or ``ramp`` with ``title``, a
+    product's): title, bar, a tick per ramp stop."""
     from PIL import Image, ImageDraw, ImageFont
 
-    spec = get_index(index)
-    ramp = RAMPS[INDEX_RAMPS.get(spec.name, "ndvi")]
+    if ramp is None:
+        spec = get_index(index)
+        ramp = RAMPS[INDEX_RAMPS.get(spec.name, "ndvi")]
+        title = f"{spec.name} = {spec.formula}"
     margin, bar_height = 14, 18
     bar_width = width - 2 * margin
     canvas = Image.new("RGBA", (width, 64), (255, 255, 255, 230))
@@ -404,7 +387,7 @@ def legend_png(index: str, *, width: int = 300) -> bytes:
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     # PIL's built-in font has no accents: the formula is ASCII and says it all
-    draw.text((margin, 3), f"{spec.name} = {spec.formula}", fill="black", font=font)
+    draw.text((margin, 3), _ascii(title or ""), fill="black", font=font)
     low, high = ramp.range
     for value, _colour in ramp.stops:
         x = margin + round((value - low) / (high - low) * (bar_width - 1))

@@ -104,12 +104,12 @@ def test_max_cloud_filters_on_the_area_not_the_tile(croatia):
      "cdse", "B04_10m", -0.1),
     ("odc-stac__S2B_MSIL2A_20190629T212529_R043_T06VVN_20201006T080531.json",
      "planetary-computer", "B04", 0.0),
-    ("rio-tiler-crs__earth-search-v0__S2A_34SGA_20200318_0_L2A.json", "planetary-computer",
+    ("rio-tiler-crs__earth-search-v0__S2A_34SGA_20200318_0_L2A.json", "earth-search-v0",
      "B04", 0.0),
 ])
 def test_presets_map_real_provider_items(shared_data, name, preset, red_key, offset):
     item = json.loads((shared_data / "stac-items" / name).read_text())
-    assert guess_preset(item).name == preset
+    assert guess_preset(item)[0].name == preset
     scene = scene_from_item(item, get_preset(preset))
     assert {"red", "nir", "scl"} <= set(scene.assets)
     assert scene.assets["red"].source_key == red_key

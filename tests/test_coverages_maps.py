@@ -228,13 +228,15 @@ def test_map_of_a_cloudy_date_is_transparent_under_clouds(server):
     assert (rgba[..., 3] == 0).mean() > 0.8
 
 
-def test_legend_from_the_provider(sample_dir):
+def test_legend_from_the_provider(sample_dir, monkeypatch):
     from sentinelle.providers.maps import SentinelMapProvider
 
+    monkeypatch.setenv("SENTINELLE_DATA", str(sample_dir))
+    monkeypatch.setenv("SENTINELLE_CATALOG", str(sample_dir / "catalog"))
+    monkeypatch.delenv("PYGEOAPI_CONFIG", raising=False)
     definition = {"name": "sentinelle.providers.maps.SentinelMapProvider", "type": "map",
                   "data": str(sample_dir / "catalog"),
-                  "options": {"area": "bretagne", "index": "NDVI",
-                              "areas": str(sample_dir / "vectors" / "areas.geojson")},
+                  "options": {"territory": "bretagne", "source": "s2", "index": "NDVI"},
                   "format": {"name": "png", "mimetype": "image/png"}}
     image = Image.open(io.BytesIO(SentinelMapProvider(definition).get_legend()))
     assert image.format == "PNG" and image.width == 300

@@ -382,14 +382,11 @@ def upstream(sample_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api_server(upstream, sample_dir, tmp_path_factory):
-    """A server whose Guiana collections (and WMS layers) and the spectral-index process read
-    the upstream STAC API; Brittany, the features and the scene records stay local."""
+    """A server whose Guiana territory reads the upstream STAC API (its collections, WMS
+    layers and the processes over Guiana); Brittany and the features stay local."""
     work = tmp_path_factory.mktemp("api-server")
     config = yaml.safe_load((REPO / "pygeoapi-config.yml").read_text(encoding="utf-8"))
-    for name in ("guyane-s2", "guyane-ndvi"):
-        for provider in config["resources"][name]["providers"]:
-            provider["data"] = upstream.url
-    config["resources"]["spectral-index"]["processor"]["data"] = upstream.url
+    config["territories"]["guyane"]["imagery"]["s2"]["catalog"] = upstream.url
     (work / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True),
                                      encoding="utf-8")
     srv = start_server(sample_dir, work, {"SENTINELLE_HTTP_TIMEOUT": str(HTTP_TIMEOUT),

@@ -261,8 +261,9 @@ def test_cql2_like_is_linear_time(server, sample_dir):
 # --- Records ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("params, words", [
-    ({"datetime": "0001-01-01"}, ["outside the temporal extent", "2024-01-01T00:00:00Z"]),
-    ({"datetime": "9999-12-31/.."}, ["outside the temporal extent", "2024-12-31T23:59:59Z"]),
+    # the extent is the catalog's, first to last scene (it follows new scenes)
+    ({"datetime": "0001-01-01"}, ["outside the temporal extent", "2024-01-10T14:03:41"]),
+    ({"datetime": "9999-12-31/.."}, ["outside the temporal extent", "2024-11-25T14:04:44"]),
     ({"datetime": "garbage"}, ["garbage"]),
     ({"bbox": "nan,1,2,3"}, ["finite"]),
     ({"bbox": "-1.6,95,-1.5,100"}, ["[-90, 90]"]),
@@ -427,11 +428,11 @@ def test_process_non_finite_bbox(server, text):
 
 def test_process_swapped_lonlat_finds_no_scene(server):
     """Process areas are x/y (longitude first) in every CRS, EPSG:4326 included, as in
-    GeoJSON: a latitude/longitude box lands near the equator, where there is no scene."""
+    GeoJSON: a latitude/longitude box lands near the equator, outside every territory."""
     for area in ([48.09, -1.60, 48.10, -1.59], {"bbox": [48.09, -1.60, 48.10, -1.59],
                                                   "crs": "EPSG:4326"}):
         refused(execute(server, "spectral-index", {"area": area, "datetime": "2024-05-17"}),
-                404, "no Sentinel-2 scene covers the area")
+                404, "the area lies outside every territory")
     ok = execute(server, "spectral-index", {"area": {"bbox": SMALL, "crs": "EPSG:4326"},
                                             "datetime": "2024-05-17", "format": "json"})
     assert ok.status_code == 200, ok.text[:300]
@@ -516,7 +517,7 @@ def test_zonal_statistics_zones(server, zones, status, words):
 
 
 @pytest.mark.parametrize("inputs, status, words", [
-    ({"variable": "__import__('os')"}, 400, ["variable:", "is not one of"]),
+    ({"variable": "__import__('os')"}, 400, ["variable:", "is not accepted", "NDVI"]),
     ({"statistics": ["mean; DROP TABLE x"]}, 400, ["statistics"]),
     ({"format": "../../x"}, 400, ["format:"]),
     ({"resolution": 1e-6}, 413, ["pixels", "100,000,000"]),

@@ -431,9 +431,9 @@ def test_callback_policy_host_allow_list():
 def test_failed_job_says_why(server):
     location = submit(server.url, NO_DATA).headers["Location"]
     info = finished(location)
-    assert info["status"] == "failed" and "no Sentinel-2 scene" in info["message"]
+    assert info["status"] == "failed" and "outside every territory" in info["message"]
     result = requests.get(f"{location}/results", params={"f": "json"}, timeout=30)
-    assert result.status_code == 404 and "no Sentinel-2 scene" in result.text
+    assert result.status_code == 404 and "outside every territory" in result.text
 
 
 def test_concurrency_limit_queues_jobs(sample_dir, tmp_path):

@@ -143,7 +143,8 @@ def test_description_lists_inputs_schemas_and_binary_output(server):
     assert description["id"] == "spectral-index"
     assert description["title"] == "Sentinel-2 spectral index"
     assert set(description["inputs"]) == {"area", "datetime", "index", "composite",
-                                          "max_cloud", "crs", "resolution", "format"}
+                                          "max_cloud", "crs", "resolution", "source", "grid",
+                                          "format"}
     assert description["inputs"]["index"]["schema"]["enum"] == \
         ["NDVI", "NDWI", "NDMI", "NBR", "EVI", "SAVI"]
     result = description["outputs"]["result"]["schema"]
@@ -318,7 +319,7 @@ BAD_INPUTS = [
     ({"area": BRITTANY_BBOX, "index": "NDXI"}, 400, ["index", "NDXI", "NDVI"]),
     ({"area": BRITTANY_BBOX, "datetime": CLEAR_DAY, "index": "NBR"}, 400,
      ["index", "swir22"]),
-    ({"area": [2.0, 45.0, 2.05, 45.05]}, 404, ["area", "no Sentinel-2 scene"]),
+    ({"area": [2.0, 45.0, 2.05, 45.05]}, 404, ["area", "outside every territory", "bretagne"]),
     ({"area": BRITTANY_BBOX, "datetime": "2024-10-04"}, 404, ["max_cloud", "datetime"]),
     ({"area": [-5.0, 47.0, 0.0, 49.0]}, 413, ["area", "100,000,000", "coarser resolution"]),
     ({"area": [-1.6, 48.1, -1.5]}, 400, ["area"]),

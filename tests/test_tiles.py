@@ -19,10 +19,11 @@ from affine import Affine
 from sentinelle.catalog import Catalog, Grid, open_catalog, parse_interval
 from sentinelle.catalog.area import CRS84, parse_crs
 from sentinelle.catalog.imagery import read_imagery
+from sentinelle.catalog.sample import outline
 from sentinelle.catalog.scenes import Asset
 from sentinelle.catalog.tiles import POOL, day_scenes, read_dn, read_tile
 from sentinelle.errors import NoData
-from sentinelle.rendering import request_area, resolve_area
+from sentinelle.rendering import request_area
 
 BANDS = ("blue", "green", "red", "nir", "swir16")
 ORIGIN = 20037508.342789244
@@ -48,7 +49,7 @@ def catalog(sample_dir):
 
 @pytest.fixture(scope="module")
 def area_of(sample_dir):
-    return lambda name: resolve_area(name, sample_dir / "vectors" / "areas.geojson")
+    return lambda name: outline(sample_dir, name)
 
 
 def both_paths(catalog, area, bbox, crs, date, *, size=(256, 256), method="median"):
@@ -117,7 +118,7 @@ class OneDayTwoScenes(Catalog):
     files re-dated (a real, readable scene; its clouds differ from the first one's)."""
 
     def __init__(self, base: Catalog):
-        self.preset = base.preset
+        self.preset, self.mask = base.preset, base.mask
         second = next(s for s in base.scenes if s.id == "S2A_30UXU_20240721_0_L2A")
         when = dt.datetime(2024, 6, 11, 11, 20, tzinfo=dt.timezone.utc)
         self._scenes = sorted([*base.scenes, dataclasses.replace(

@@ -137,14 +137,14 @@ def coverage_ndvi(server):
 
 @pytest.mark.server
 def test_owslib_sees_every_layer_with_its_dates(owslib_wms, sample_dir):
+    from sentinelle.catalog.sample import outline
     from sentinelle.catalog.source import open_catalog
-    from sentinelle.rendering import resolve_area
 
     assert set(LAYERS) <= set(owslib_wms.contents)
     catalog = open_catalog(sample_dir / "catalog")
     for name in LAYERS:
         layer = owslib_wms[name]
-        area = resolve_area(name.split(":")[0], sample_dir / "vectors" / "areas.geojson")
+        area = outline(sample_dir, name.split(":")[0])
         expected = sorted({s.date.isoformat() for s in catalog.find(area)})
         assert layer.timepositions == expected
         assert layer.defaulttimeposition in expected

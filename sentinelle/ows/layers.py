@@ -1,39 +1,37 @@
-"""The WMS layers: one true-colour layer (``<area>:OI.OrthoimageCoverage``, INSPIRE's
-orthoimagery layer name) and one layer per spectral index of the registry (``<area>:NDVI``…)
-for each imagery area of the pygeoapi configuration, plus the derived products configured as
-presets: a rules land-cover classification (``<area>:LC.LandCoverRaster``, INSPIRE's land-cover
-layer name) and an index change between two periods (``<area>:NDVI-change``).
+"""The layer model of the OGC web services (WMS, and the WMTS built on it), derived from the
+territories (:mod:`sentinelle.territories`).
 
-Presets are data, in the ``products`` record collection's provider options
-(``options.presets.<area>``), so that the WMS layers and the product records list the same
-products::
+Per territory, a layer group: its optical source gives one true-colour layer
+(``<territory>:OI.OrthoimageCoverage``, INSPIRE's orthoimagery layer name), one layer per
+spectral index of the registry its scenes allow (``<territory>:NDVI``…; NBR needs ``swir22``)
+and the derived products its ``products:`` block declares as presets — a rules land-cover
+classification (``<territory>:LC.LandCoverRaster``, INSPIRE's land-cover layer name) and an
+index change between two periods (``<territory>:NDVI-change``)::
 
-    presets:
-      guyane:
-        classification: {datetime: 2024-10-21}          # default TIME (date or interval)
-        change: {index: NDVI, before: 2024-07-01/2024-07-31, after: 2024-08-01/2024-08-31,
-                 threshold: 0.2, min_area_ha: 0.5}      # TIME picks the "after" period
+    imagery:
+      s2:
+        products:
+          classification: {datetime: 2024-10-21}        # default TIME (date or interval)
+          change: {index: NDVI, before: 2024-07-01/2024-07-31, after: 2024-08-01/2024-08-31,
+                   threshold: 0.2, min_area_ha: 0.5}    # TIME picks the "after" period
 
-Areas are read from the configuration's imagery collections (``SentinelCoverageProvider`` /
-``SentinelMapProvider`` ``options.area``), so the WMS serves the same places, catalog, cloud
-threshold and composite method as OGC API Coverages/Maps.  An index is offered only when the
-area's scenes carry all its bands (NBR needs ``swir22``, absent from the sample).
+Each product source gives one layer (``<territory>:<source>``) drawn through its ramp.  Layers
+use the same catalog, cloud mask, cloud threshold and composite method as OGC API
+Coverages/Maps, and the product records list the same products.
 
 Dates and the default date (latest at most ``max_cloud`` % cloudy over the whole area) cost a
-read of SCL per scene; they are cached per catalog object (re-read when the catalog file
-changes, as :func:`sentinelle.catalog.source.open_catalog` does).
+read of the cloud mask per scene; they are cached per catalog object (re-read when the
+catalog changes, as :func:`sentinelle.catalog.source.open_catalog` does).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from sentinelle.analysis.change import DEFAULT_THRESHOLDS, METHODS
 from sentinelle.analysis.classify import RULES
@@ -41,10 +39,11 @@ from sentinelle.analysis.indices import INDICES, get_index
 from sentinelle.catalog.area import Area
 from sentinelle.catalog.dates import parse_interval
 from sentinelle.catalog.search import search
-from sentinelle.catalog.source import Catalog, open_catalog
+from sentinelle.catalog.source import Catalog
 from sentinelle.errors import SentinelleError
-from sentinelle.rendering import DEFAULT_MAX_CLOUD, INDEX_RAMPS, resolve_area
-from sentinelle.settings import DEFAULT_CONFIG, Limits
+from sentinelle.rendering import INDEX_RAMPS
+from sentinelle.settings import Limits
+from sentinelle.territories import ImagerySource, ProductInfo, Registry, load_config, registry
 
 LOGGER = logging.getLogger(__name__)
 TRUE_COLOR = "OI.OrthoimageCoverage"
@@ -52,51 +51,55 @@ TRUE_COLOR_STYLE = "true-color"
 LAND_COVER = "LC.LandCoverRaster"
 LAND_COVER_STYLE = "land-cover"
 CHANGE_STYLE = "change"
-#: the record provider whose ``options.presets`` declare the derived products
-PRODUCTS_PROVIDER = "sentinelle.providers.products.ProductRecordsProvider"
 #: bands the rules classification reads (NDVI, NDWI, NDMI)
 CLASSIFICATION_BANDS = ("green", "red", "nir", "swir16")
 #: the OGC API process that computes each kind of product (None: served as read)
 PRODUCT_PROCESSES = {"true-color": None, "index": "spectral-index",
-                     "classification": "classification", "change": "change-detection"}
+                     "classification": "classification", "change": "change-detection",
+                     "product": None}
 #: legend image size (px) of the index and true-colour layers
 LEGEND_SIZE = (300, 64)
-PROVIDERS = ("sentinelle.providers.coverage.SentinelCoverageProvider",
-             "sentinelle.providers.maps.SentinelMapProvider")
 #: CRSs offered everywhere (WMS 1.3.0 axis order is handled by :mod:`wms_params`).
 COMMON_CRS = ("CRS:84", "EPSG:4326", "EPSG:3857")
-#: National and INSPIRE CRSs per area: Lambert-93, ETRS89, ETRS89-LAEA in Brittany;
-#: RGFG95 / UTM 22N and RGFG95 geographic in French Guiana.
-AREA_CRS = {"bretagne": ("EPSG:2154", "EPSG:4258", "EPSG:3035"),
-            "guyane": ("EPSG:2972", "EPSG:4624")}
-AREA_TITLES = {"bretagne": {"fr": "Bretagne (est de Rennes)", "en": "Brittany (east of Rennes)"},
-               "guyane": {"fr": "Guyane (Montsinéry-Tonnegrande)",
-                          "en": "French Guiana (Montsinéry-Tonnegrande)"}}
 
 
 @dataclass(frozen=True)
 class AreaSource:
-    """One imagery area of the configuration."""
+    """One imagery source of a territory, as the WMS serves it (a layer group per
+    territory: its optical source's true colour, indices and derived products, and one layer
+    per product source)."""
 
-    name: str
-    catalog_source: str
-    areas_path: str | None
-    composite: str
-    max_cloud: float
-    collections: tuple[str, ...]  # the pygeoapi collections over this area
+    name: str  # the territory id
+    spec: ImagerySource = field(compare=False)
+    title: Mapping[str, str] = field(compare=False)
+    crs_list: tuple[str, ...] = ()
+    registry: Registry | None = field(default=None, compare=False, repr=False)
 
     @property
     def catalog(self) -> Catalog:
-        return open_catalog(self.catalog_source)
+        return self.spec.open()
 
     @property
     def area(self) -> Area:
-        return resolve_area(self.name, self.areas_path)
+        return self.registry.area(self.name)
 
     @property
-    def title(self) -> dict[str, str]:
-        name = self.name.replace("-", " ").capitalize()
-        return AREA_TITLES.get(self.name, {"fr": name, "en": name})
+    def composite(self) -> str:
+        return self.spec.composite
+
+    @property
+    def max_cloud(self) -> float:
+        return self.spec.max_cloud
+
+    @property
+    def product(self) -> ProductInfo | None:
+        return self.spec.product
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """The pygeoapi collections of this source (bands or values, then its indices)."""
+        return (self.spec.collection_id,
+                *(self.spec.index_collection_id(i) for i in self.spec.indices))
 
 
 @dataclass(frozen=True)
@@ -147,13 +150,17 @@ class Layer:
 
     @property
     def kind(self) -> str:
-        """``true-color``, ``index``, ``classification`` or ``change``."""
+        """``true-color``, ``index``, ``classification``, ``change`` or ``product``."""
         if self.preset is not None:
             return self.preset.kind
+        if self.source.product is not None:
+            return "product"
         return "index" if self.index else "true-color"
 
     @property
     def name(self) -> str:
+        if self.kind == "product":
+            return f"{self.source.name}:{self.source.spec.id}"
         if self.kind == "classification":
             return f"{self.source.name}:{LAND_COVER}"
         if self.kind == "change":
@@ -165,6 +172,8 @@ class Layer:
         """The id of the product's metadata record (``bretagne-s2``, ``bretagne-ndvi``,
         ``bretagne-landcover``, ``bretagne-ndvi-change``…), the same as the OGC API
         collection when there is one."""
+        if self.kind == "product":
+            return self.source.spec.collection_id
         if self.kind == "classification":
             return f"{self.source.name}-landcover"
         if self.kind == "change":
@@ -173,6 +182,8 @@ class Layer:
 
     @property
     def style(self) -> str:
+        if self.kind == "product":
+            return self.source.product.ramp
         if self.kind == "classification":
             return LAND_COVER_STYLE
         if self.kind == "change":
@@ -181,6 +192,8 @@ class Layer:
 
     @property
     def ramp(self) -> str | None:
+        if self.kind == "product":
+            return self.source.product.ramp
         return INDEX_RAMPS.get(self.index, "ndvi") if self.index else None
 
     @property
@@ -195,6 +208,10 @@ class Layer:
         return LEGEND_SIZE
 
     def style_title(self, lang: str) -> str:
+        if self.kind == "product":
+            low, high = self.source.product.range
+            return (f"Palette « {self.ramp} » de {_num(low, lang)} à {_num(high, lang)}"
+                    if lang == "fr" else f"{self.ramp} colour ramp from {low:g} to {high:g}")
         if self.kind == "classification":
             return ("Classes d'occupation du sol (règles)" if lang == "fr"
                     else "Land-cover classes (rules)")
@@ -209,12 +226,15 @@ class Layer:
     @property
     def crs(self) -> tuple[str, ...]:
         native = (f"EPSG:{self.time.native_epsg}",) if self.time.native_epsg else ()
-        return tuple(dict.fromkeys(COMMON_CRS + AREA_CRS.get(self.source.name, ()) + native))
+        return tuple(dict.fromkeys(COMMON_CRS + self.source.crs_list + native))
 
     def title(self, lang: str) -> str:
         area = self.source.title[lang]
         if self.preset is not None:
             return _derived_title(self, lang)
+        if self.kind == "product":
+            return self.source.spec.title[lang] if self.source.spec.title else \
+                f"{self.source.product.title[lang]} — {area}"
         if self.index is None:
             return (f"Orthoimagerie Sentinel-2 en couleurs naturelles — {area}" if lang == "fr"
                     else f"Sentinel-2 orthoimagery, true colour — {area}")
@@ -224,6 +244,8 @@ class Layer:
     def abstract(self, lang: str) -> str:
         if self.preset is not None:
             return _derived_abstract(self, lang)
+        if self.kind == "product":
+            return _product_abstract(self, lang)
         area = self.source.title[lang]
         cloud = f"{self.source.max_cloud:g}"
         if lang == "fr":
@@ -257,6 +279,12 @@ class Layer:
     def lineage(self, lang: str) -> str:
         """How the product is made (ISO lineage statement)."""
         composite = self.source.composite
+        if self.kind == "product":
+            return (f"Produit publié tel quel depuis la source {self.source.spec.id} du "
+                    f"territoire ; composition {composite} pour un intervalle de dates."
+                    if lang == "fr" else
+                    f"Product served as published by the territory's source "
+                    f"{self.source.spec.id}; {composite} composite for a date interval.")
         if self.kind == "classification":
             if lang == "fr":
                 return ("Calculé à la demande depuis les scènes Copernicus Sentinel-2 L2A du "
@@ -297,6 +325,9 @@ class Layer:
 
     def keywords(self, lang: str) -> list[str]:
         area = self.source.title[lang].split(" (")[0]
+        if self.kind == "product":
+            return [area, self.source.product.name,
+                    "produit à valeur ajoutée" if lang == "fr" else "value-added product"]
         common = ["Copernicus", "Sentinel-2", area]
         if self.kind == "classification":
             return common + (["Occupation des terres", "occupation du sol", "classification"]
@@ -315,6 +346,21 @@ class Layer:
 def _num(value: float, lang: str) -> str:
     text = f"{value:g}"
     return text.replace(".", ",") if lang == "fr" else text
+
+
+def _product_abstract(layer: "Layer", lang: str) -> str:
+    product, area = layer.source.product, layer.source.title[lang]
+    described = layer.source.spec.description or (product.description
+                                                  if product.description.get("fr") else None)
+    low, high = product.range
+    what = described[lang] if described else product.title[lang]
+    if lang == "fr":
+        return (f"{what} — {area}. Valeurs de {_num(low, lang)} à {_num(high, lang)} "
+                f"({product.unit}), palette « {product.ramp} ». TIME : une date, ou un "
+                f"intervalle pour une composition {layer.source.composite}.")
+    return (f"{what} — {area}. Values from {low:g} to {high:g} ({product.unit}), "
+            f"{product.ramp} colour ramp. TIME: one date, or an interval for a "
+            f"{layer.source.composite} composite.")
 
 
 def _derived_title(layer: "Layer", lang: str) -> str:
@@ -382,53 +428,15 @@ class PixelValue:
     scenes: tuple[str, ...]
 
 
-def _config_path() -> Path:
-    return Path(os.environ.get("PYGEOAPI_CONFIG") or DEFAULT_CONFIG)
-
-
-_CONFIG_CACHE: dict[str, tuple[float, dict]] = {}
-_LOCK = threading.Lock()
-
-
-def load_config(path: str | Path | None = None) -> dict:
-    """The pygeoapi configuration (``${VAR}`` interpolated), cached by modification time."""
-    from pygeoapi.util import yaml_load
-
-    path = Path(path or _config_path())
-    mtime = path.stat().st_mtime
-    with _LOCK:
-        cached = _CONFIG_CACHE.get(str(path))
-        if cached is None or cached[0] != mtime:
-            with path.open(encoding="utf-8") as handle:
-                _CONFIG_CACHE[str(path)] = (mtime, yaml_load(handle))
-        return _CONFIG_CACHE[str(path)][1]
-
-
 def area_sources(config: dict) -> list[AreaSource]:
-    """The imagery areas of the configuration, in configuration order."""
-    found: dict[str, dict[str, Any]] = {}
-    for cid, resource in (config.get("resources") or {}).items():
-        for provider in resource.get("providers") or []:
-            if provider.get("name") not in PROVIDERS:
-                continue
-            options = provider.get("options") or {}
-            name = options.get("area")
-            if not isinstance(name, str):
-                continue
-            entry = found.setdefault(name, {"data": provider.get("data"),
-                                            "areas": options.get("areas"),
-                                            "composite": options.get("composite", "median"),
-                                            "max_cloud": options.get("max_cloud",
-                                                                     DEFAULT_MAX_CLOUD),
-                                            "collections": []})
-            if cid not in entry["collections"]:
-                entry["collections"].append(cid)
-    return [AreaSource(name, str(e["data"]), e["areas"], str(e["composite"]),
-                       float(e["max_cloud"]), tuple(e["collections"]))
-            for name, e in found.items()]
+    """The imagery sources of the territories, in configuration order."""
+    found = registry(config) if config is not None else registry()
+    return [AreaSource(t.id, source, t.title, t.all_crs, found)
+            for t in found.territories for source in t.imagery]
 
 
 _TIME_CACHE: dict[tuple, tuple[float, TimeInfo]] = {}
+_LOCK = threading.Lock()
 #: A static catalog is a new object when its file changes; a STAC API is the same object for
 #: good, so what it answered is kept this long (new scenes appear in the time dimension after).
 TIME_TTL = 600.0  # s
@@ -436,9 +444,10 @@ TIME_TTL = 600.0  # s
 
 def time_info(source: AreaSource) -> TimeInfo:
     """Dates with data over the area, the default (latest clear) date, native UTM zone and
-    the bands the scenes carry (cached per catalog object, at most ``TIME_TTL`` seconds)."""
+    the bands the scenes carry (cached per catalog object, at most ``TIME_TTL`` seconds).
+    Without a cloud mask every date counts as clear."""
     catalog = source.catalog
-    key = (source.name, source.catalog_source, id(catalog), source.max_cloud)
+    key = (source.name, source.spec.id, id(catalog), source.max_cloud)
     with _LOCK:
         cached = _TIME_CACHE.get(key)
         if cached is not None and time.monotonic() - cached[0] < TIME_TTL:
@@ -446,7 +455,8 @@ def time_info(source: AreaSource) -> TimeInfo:
     area = source.area
     matches = search(catalog, area, None, limits=Limits.from_env())
     dates = tuple(sorted({m.scene.date.isoformat() for m in matches}))
-    clear = [m for m in matches if m.cloud_fraction * 100 <= source.max_cloud]
+    clear = [m for m in matches
+             if m.cloud_fraction is None or m.cloud_fraction * 100 <= source.max_cloud]
     default = clear[-1].scene.date.isoformat() if clear else None
     epsg = Counter(m.scene.epsg for m in matches).most_common(1)[0][0] if matches else None
     bands = frozenset.intersection(*(frozenset(m.scene.assets) for m in matches)) \
@@ -493,27 +503,19 @@ def _preset(kind: str, entry: Any) -> Preset:
                   method=method, threshold=threshold, min_area_ha=min_area)
 
 
-def presets(config: dict) -> dict[str, tuple[Preset, ...]]:
-    """Area name → its derived-product presets (classification first, then change), from the
-    ``products`` record provider's ``options.presets``.  A wrong entry is logged and left
-    out, so one typo does not take the WMS down."""
-    raw: dict = {}
-    for resource in (config.get("resources") or {}).values():
-        for provider in resource.get("providers") or []:
-            if provider.get("name") == PRODUCTS_PROVIDER:
-                raw = (provider.get("options") or {}).get("presets") or {}
-    found: dict[str, tuple[Preset, ...]] = {}
-    for area, entries in raw.items():
-        kept = []
-        for kind in ("classification", "change"):
-            if kind not in (entries or {}):
-                continue
-            try:
-                kept.append(_preset(kind, entries[kind]))
-            except (ValueError, TypeError, SentinelleError) as err:
-                LOGGER.warning("products preset %s/%s ignored: %s", area, kind, err)
-        found[str(area)] = tuple(kept)
-    return found
+def source_presets(source: AreaSource) -> tuple[Preset, ...]:
+    """The derived-product presets of an optical source (classification first, then change),
+    from its ``products:`` block.  A wrong entry is logged and left out, so one typo does not
+    take the WMS down."""
+    kept = []
+    for kind in ("classification", "change"):
+        if kind not in source.spec.derived:
+            continue
+        try:
+            kept.append(_preset(kind, source.spec.derived[kind]))
+        except (ValueError, TypeError, SentinelleError) as err:
+            LOGGER.warning("products preset %s/%s ignored: %s", source.name, kind, err)
+    return tuple(kept)
 
 
 def _in(text: str, dates: tuple[str, ...]) -> list[str]:
@@ -551,21 +553,23 @@ def derived_time(preset: Preset, info: TimeInfo) -> TimeInfo | None:
 
 
 def layers(config: dict | None = None) -> list[Layer]:
-    """Every WMS layer, grouped by area (true colour first, then the registry's indices,
-    then the derived products of the area's presets)."""
+    """Every WMS layer, grouped by territory (true colour first, then the registry's indices,
+    then the derived products of the source's presets, then the product sources)."""
     config = config if config is not None else load_config()
-    derived = presets(config)
     result = []
     for source in area_sources(config):
         try:
             info = time_info(source)
         except SentinelleError:
             info = TimeInfo((), None, None, frozenset())
+        if source.product is not None:
+            result.append(Layer(source, None, info))
+            continue
         result.append(Layer(source, None, info))
         for name, spec in INDICES.items():
             if set(spec.bands) <= info.bands:
                 result.append(Layer(source, name, info))
-        for preset in derived.get(source.name, ()):
+        for preset in source_presets(source):
             if not set(preset.bands) <= info.bands:
                 continue
             dimension = derived_time(preset, info)

@@ -49,7 +49,7 @@ from pygeoapi import l10n
 from werkzeug.datastructures import Headers
 
 from sentinelle.errors import NotFound, SentinelleError
-from sentinelle.ows.layers import AREA_CRS, area_sources, layers, load_config
+from sentinelle.ows.layers import area_sources, layers, load_config
 
 BLUEPRINT = Blueprint("metadata", __name__)
 LOGGER = logging.getLogger(__name__)
@@ -299,13 +299,15 @@ def product_mcf(config: dict, product_id: str) -> tuple[dict, dict]:
     mcf = _mcf(config, identifier=product_id, title=title, abstract=abstract,
                keywords=keywords, bbox=list(layer.source.area.lonlat_bounds),
                temporal=temporal, datatype="grid", topic="imageryBaseMapsEarthCover",
-               distribution=distribution, lineage=lineage, licence="copernicus",
+               distribution=distribution, lineage=lineage,
+               licence="etalab-2.0" if layer.kind == "product" else "copernicus",
                parent=PRODUCTS_RECORD if PRODUCTS_RECORD in (config.get("resources") or {})
                else SERIES_RECORD)
     crs = [f"http://www.opengis.net/def/crs/EPSG/0/{layer.time.native_epsg}"] \
         if layer.time.native_epsg else []
     crs += [f"http://www.opengis.net/def/crs/EPSG/0/{c.split(':')[1]}"
-            for c in AREA_CRS.get(layer.source.name, ())]
+            for c in layer.source.crs_list if c.upper().startswith("EPSG:")
+            and c.upper() not in ("EPSG:4326", "EPSG:3857")]
     return mcf, {"theme": theme, "crs": crs, "resolution": 10,
                  "identifier": f"{base}/metadata/{product_id}"}
 
@@ -345,12 +347,12 @@ def series_mcf(config: dict) -> tuple[dict, dict]:
 
 
 def scene_mcf(config: dict, scene_id: str) -> tuple[dict, dict]:
-    from sentinelle.catalog.source import open_catalog
+    from sentinelle.providers.records import find_scene, record_catalogs
 
     provider = config["resources"][SERIES_RECORD]["providers"][0]
-    scene = open_catalog(provider["data"]).get(scene_id)  # NotFound when absent
+    scene = find_scene(record_catalogs(provider), scene_id)  # NotFound when absent
     base = _base(config)
-    day, tile = scene.date.isoformat(), scene.mgrs_tile or "?"
+    day, tile = scene.date.isoformat(), scene.mgrs_tile or scene.id
     cloud = scene.cloud_cover
     title = {"fr": f"Sentinel-2 L2A {tile} {day}", "en": f"Sentinel-2 L2A {tile} {day}"}
     abstract = {"fr": f"Scène Sentinel-2 niveau 2A (réflectance de surface) de la tuile {tile} "

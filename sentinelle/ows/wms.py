@@ -33,7 +33,10 @@ from PIL import Image, ImageDraw, ImageFont
 from shapely.geometry import Point
 
 from sentinelle.analysis.indices import compute_index, get_index
+from sentinelle.analysis.render import rescaled
 from sentinelle.catalog.area import CRS84, Area, Grid, _transformer
+from sentinelle.catalog.imagery import native_grid
+from sentinelle.catalog.presets import VALUE
 from sentinelle.catalog.tiles import on_reader_thread
 from sentinelle.encode import to_png
 from sentinelle.errors import (
@@ -167,13 +170,44 @@ def draw_layer(layer: Layer, bbox, crs, size: tuple[int, int], when: When,
 
         return wms_products.draw(layer, bbox, crs, size, when, limits)
     source = layer.source
+    ramp = None if source.product is None else \
+        rescaled(source.product.ramp, *source.product.range)
     try:
         return render_map(source.catalog, source.area, bbox, crs, size, index=layer.index,
                           when=when, method=source.composite, max_cloud=source.max_cloud,
-                          transparent=True, limits=limits, name=layer.name).rgba
-    except NoData:
+                          transparent=True, limits=limits, name=layer.name,
+                          values=ramp).rgba
+    except NoData:  # WMS 1.3.0 §7.3.3.6: a bbox that misses the layer gives empty content
         return np.zeros((size[1], size[0], 4), dtype="uint8")
 
+
+
+def _product_value(layer: Layer, x: float, y: float, crs, when: When,
+                   limits: Limits) -> PixelValue:
+    """A product's value at the pixel of its own grid under ``(x, y)``."""
+    source, name = layer.source, layer.source.product.name
+    lon, lat = _transformer(crs, CRS84).transform(x, y)
+    empty = PixelValue(layer.name, lon, lat, {name: None}, (), ())
+    point = Area(Point(lon, lat).buffer(1e-6, 4))
+    if not source.area.geometry.contains(Point(lon, lat)):
+        return empty
+    scenes = source.catalog.find(point, when.interval)
+    if not scenes:
+        return empty
+    grid = native_grid(scenes, [VALUE], point)
+    try:
+        data = read_pixels(source.catalog, source.area, point, when, [VALUE], grid,
+                           method=source.composite, limits=limits, name=layer.name)
+    except NoData:
+        return empty
+    px, py = _transformer(CRS84, grid.crs).transform(lon, lat)
+    col, row = ~data.rio.transform() * (px, py)
+    array = np.asarray(compute(data[VALUE]).values, dtype="float64")
+    row, col = min(int(row), array.shape[0] - 1), min(int(col), array.shape[1] - 1)
+    value = float(array[row, col])
+    return PixelValue(layer.name, lon, lat,
+                      {name: round(value, 6) if math.isfinite(value) else None},
+                      tuple(data.attrs.get("dates", ())), tuple(data.attrs.get("scenes", ())))
 
 
 def pixel_value(layer: Layer, x: float, y: float, crs, when: When, limits: Limits,
@@ -187,6 +221,8 @@ def pixel_value(layer: Layer, x: float, y: float, crs, when: When, limits: Limit
 
         return wms_products.pixel_value(layer, x, y, crs, when, limits, lang)
     source = layer.source
+    if source.product is not None:
+        return _product_value(layer, x, y, crs, when, limits)
     names = [layer.index] if layer.index else list(TRUE_COLOR_BANDS)
     empty = {name: None for name in names}
     lon, lat = _transformer(crs, CRS84).transform(x, y)
@@ -356,6 +392,10 @@ def get_legend_graphic(params: dict[str, str], layers: dict[str, Layer], lang: s
         from sentinelle.ows import derived as wms_products
 
         body = wms_products.legend_png(layer, lang)
+    elif layer.source.product is not None:
+        product = layer.source.product
+        body = legend_png(ramp=rescaled(product.ramp, *product.range),
+                          title=f"{product.title[lang]} ({product.unit})")
     else:
         body = legend_png(layer.index) if layer.index else true_color_legend(lang)
     return Response(body, mimetype="image/png")

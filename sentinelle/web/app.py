@@ -1,8 +1,11 @@
 """The Sentinelle web application: pygeoapi's blueprint plus our own routes, in one Flask app.
 
 pygeoapi reads its configuration when ``pygeoapi.flask_app`` is imported, so the environment
-(config path, OpenAPI path, data folder) is settled first, here, and the OpenAPI document is
-(re)generated when it is missing or older than the configuration.
+is settled first, here: the administrator's configuration (``--config``,
+``SENTINELLE_CONFIG``, else the repository's ``pygeoapi-config.yml``) is expanded into the
+configuration pygeoapi loads — the territories' collections generated
+(:mod:`sentinelle.territories.resources`) — written beside the OpenAPI document, and the
+OpenAPI document is (re)generated when it is missing or older than that configuration.
 """
 
 from __future__ import annotations
@@ -14,21 +17,36 @@ from pathlib import Path
 from flask import Flask
 
 from sentinelle.settings import DEFAULT_CONFIG, DEFAULT_OPENAPI, REPO_ROOT, data_dir
+from sentinelle.territories.resources import is_generated, resolved_path, write_resolved
 
 LOGGER = logging.getLogger(__name__)
 
 
 
+def source_config(config: str | Path | None = None) -> Path:
+    """The administrator's configuration: ``config``, ``SENTINELLE_CONFIG``, a
+    ``PYGEOAPI_CONFIG`` that is not a generated one, else the repository's."""
+    if config or os.environ.get("SENTINELLE_CONFIG"):
+        return Path(config or os.environ["SENTINELLE_CONFIG"]).resolve()
+    given = os.environ.get("PYGEOAPI_CONFIG")
+    if given and not is_generated(Path(given)):
+        return Path(given).resolve()
+    return DEFAULT_CONFIG.resolve()
+
+
 def configure_environment(config: str | Path | None = None,
                           openapi: str | Path | None = None) -> tuple[Path, Path]:
-    """Set the variables pygeoapi and the config file read; returns (config, openapi) paths."""
-    config_path = Path(config or os.environ.get("PYGEOAPI_CONFIG") or DEFAULT_CONFIG).resolve()
+    """Set the variables pygeoapi and the configuration read, and write the configuration
+    pygeoapi loads (territories expanded); returns (that configuration, openapi) paths."""
+    source = source_config(config)
     openapi_path = Path(openapi or os.environ.get("PYGEOAPI_OPENAPI") or DEFAULT_OPENAPI)
     openapi_path = openapi_path.resolve()
     data = data_dir()
     os.environ["SENTINELLE_DATA"] = str(data)
     os.environ.setdefault("SENTINELLE_CATALOG", str(data / "catalog"))
     os.environ.setdefault("SENTINELLE_TEMPLATES", str(REPO_ROOT / "templates"))
+    os.environ["SENTINELLE_CONFIG"] = str(source)
+    config_path = write_resolved(source, resolved_path(source, openapi_path))
     os.environ["PYGEOAPI_CONFIG"] = str(config_path)
     os.environ["PYGEOAPI_OPENAPI"] = str(openapi_path)
     return config_path, openapi_path
@@ -79,6 +97,24 @@ def declare_filter_conformance() -> None:
             itemtypes.CONFORMANCE_CLASSES_FEATURES.append(uri)
 
 
+def refresh_extents() -> None:
+    """Before a collection is described or searched, bring the temporal extents of the
+    territories' collections up to date (:mod:`sentinelle.territories.extents`)."""
+    from flask import request
+    from pygeoapi import flask_app
+
+    from sentinelle.territories import registry
+    from sentinelle.territories.extents import refresh_every
+
+    path = request.path
+    if not (path.startswith("/collections") or path in ("/", "")):
+        return
+    try:
+        refresh_every(flask_app.api_.config, registry())
+    except Exception as err:  # noqa: BLE001 - describing stale extents beats failing
+        LOGGER.warning("temporal extents not refreshed: %s", err)
+
+
 def map_legend(collection_id: str):
     """``/collections/{id}/map/legend``: pygeoapi 0.21 has the API function but no route."""
     from flask import request
@@ -104,6 +140,8 @@ def create_app(config: str | Path | None = None, openapi: str | Path | None = No
     access.install(app)  # execution and jobs: API keys / OIDC when configured (issue 10)
     app.url_map.strict_slashes = flask_app.APP.url_map.strict_slashes
     app.config.update(flask_app.APP.config)
+    # temporal extents follow the catalogs; refreshed before the guards compare with them
+    app.before_request(refresh_extents)
     guards.install(app)  # body size, JSON depth, ids, paths, bbox; errors as JSON (issue 10)
     app.register_blueprint(vendor.BLUEPRINT)
     app.register_blueprint(flask_app.BLUEPRINT)

@@ -73,6 +73,7 @@ def install(app=None) -> None:
     """Apply the patches below (idempotent); the one on pygeoapi's items view needs the
     Flask ``app``."""
     patch_cql2_text()
+    patch_datetime_range()
     if _VERSION >= (0, 22):
         return
     for patch in (patch_format_exception_gzip, patch_error_content_type, patch_records_csv,
@@ -81,6 +82,24 @@ def install(app=None) -> None:
         patch()
     if app is not None:
         patch_items_post_without_type(app)
+
+
+def patch_datetime_range() -> None:
+    """pygeoapi answers 400 "datetime parameter out of range" to a ``datetime`` outside the
+    collection's temporal extent.  Sentinelle's extents follow the catalogs
+    (:mod:`sentinelle.territories.extents`): a search for 2023 before the first scene is a
+    fair question whose answer is empty (records) or a 404 naming the nearest dates
+    (coverages, maps), not a client error.  The syntax is still checked by the providers."""
+    from pygeoapi.api import coverages, itemtypes, maps
+
+    def make(original):
+        def validate_datetime(resource_def, datetime_=None):
+            return original({k: v for k, v in resource_def.items() if k != "temporal"},
+                            datetime_)
+        return validate_datetime
+
+    for module in (itemtypes, coverages, maps):
+        _patch(module, "validate_datetime", make)
 
 
 def patch_cql2_text() -> None:

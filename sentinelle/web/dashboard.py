@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, redirect, send_from_directory
+from flask import Blueprint, Response, jsonify, redirect, send_from_directory
 
 STATIC_DIR = Path(__file__).resolve().parent / "dashboard"
 
@@ -56,3 +56,56 @@ def static_file(filename: str) -> Response:
     if filename == "index.html":
         return redirect("../../dashboard", code=301)
     return _secure(send_from_directory(STATIC_DIR, filename, max_age=300))
+
+
+#: default periods of the dashboard's change analysis when a territory has no change preset
+DEFAULT_CHANGE = {"before": None, "after": None, "threshold": 0.2}
+
+
+def territories_document() -> dict:
+    """What the dashboard needs of each territory (from the territory blocks): titles, extent,
+    the collections it draws (by role), field aliases and units, the change defaults."""
+    from sentinelle.territories import registry
+
+    found = registry()
+    out = []
+    for territory in found.territories:
+        optical = territory.optical
+        if optical is None:
+            continue
+        try:
+            bbox = [round(v, 6) for v in found.area(territory).bounds]
+        except Exception:  # noqa: BLE001 - a territory whose area is broken is left out
+            continue
+
+        def role(name: str):
+            layer = territory.layer(name)
+            return layer.collection_id if layer else None
+
+        change = dict(DEFAULT_CHANGE)
+        preset = optical.derived.get("change") or {}
+        change.update({k: preset[k] for k in ("before", "after", "threshold") if k in preset})
+        fields = {layer.collection_id: {name: {"title": dict(info.title), "unit": info.unit}
+                                        for name, info in layer.fields.items()}
+                  for layer in territory.layers}
+        out.append({
+            "id": territory.id, "title": dict(territory.title), "bbox": bbox,
+            "s2": optical.collection_id,
+            "ndvi": optical.index_collection_id(optical.indices[0]) if optical.indices
+            else None,
+            "parcels": role("parcels") or role("agricultural-parcels"),
+            "communes": role("communes"), "zones": role("planning-zones"),
+            "fields": fields,
+            "before": str(change["before"]) if change["before"] else None,
+            "after": str(change["after"]) if change["after"] else None,
+            "threshold": float(change["threshold"]),
+        })
+    return {"territories": out}
+
+
+@BLUEPRINT.route("/dashboard/territories.json", methods=["GET"])
+def territories() -> Response:
+    """The territories the dashboard offers (generated from the configuration)."""
+    response = jsonify(territories_document())
+    response.headers["Cache-Control"] = "max-age=60"
+    return _secure(response)

@@ -14,25 +14,15 @@
   const CRS3857 = 'http://www.opengis.net/def/crs/EPSG/0/3857';
   const INDICES = ['NDVI', 'NDWI', 'NDMI', 'NBR', 'EVI', 'SAVI'];
 
-  const AREAS = {
-    bretagne: {
-      s2: 'bretagne-s2', ndvi: 'bretagne-ndvi', parcels: 'bretagne-parcels',
-      communes: 'bretagne-communes', zones: 'bretagne-planning-zones',
-      // the sample's new built-up area appears between these months; 0.3 in farmland (README)
-      before: '2024-05-01/2024-05-31', after: '2024-06-01/2024-06-30', threshold: 0.3,
-    },
-    guyane: {
-      s2: 'guyane-s2', ndvi: 'guyane-ndvi', parcels: 'guyane-parcels',
-      communes: 'guyane-communes', zones: null,
-      before: '2024-07-01/2024-07-31', after: '2024-08-01/2024-08-31', threshold: 0.2,
-    },
-  };
+  // the territories, from the server's configuration (dashboard/territories.json): id →
+  // {title, bbox, s2, ndvi, parcels, communes, zones, fields, before, after, threshold}
+  const AREAS = {};
 
   const params = new URLSearchParams(window.location.search);
   const state = {
     lang: I18N[params.get('lang')] ? params.get('lang')
       : (I18N[localStorage.getItem('sentinelle.lang')] ? localStorage.getItem('sentinelle.lang') : 'fr'),
-    area: AREAS[params.get('area')] ? params.get('area') : 'bretagne',
+    area: params.get('area'),
     extent84: null, extent3857: null, dates: [], clouds: {}, date: null,
     selection: null, series: null, commune: null,
     job: null, result: null, compare: false, pending: 0, error: null,
@@ -48,6 +38,10 @@
 
   function applyLang() {
     document.documentElement.lang = state.lang;
+    document.querySelectorAll('#area option').forEach((option) => {
+      const area = AREAS[option.value];
+      if (area) option.textContent = area.title[state.lang] || area.title.fr;
+    });
     document.title = 'Sentinelle — ' + (state.lang === 'fr' ? 'tableau de bord' : 'dashboard');
     document.querySelectorAll('[data-i18n]').forEach((el) => { el.textContent = t(el.dataset.i18n); });
     document.querySelectorAll('[data-i18n-title]').forEach((el) => { el.title = t(el.dataset.i18nTitle); });
@@ -341,12 +335,15 @@
       state.date = clear.length ? clear[clear.length - 1] : state.dates[state.dates.length - 1];
       renderDates();
       // comparison defaults: a date in the "before" and in the "after" month of the area
+      // (the territory's change preset, else its first and latest dates)
+      const before = cfg.before || state.dates[0] || '';
+      const after = cfg.after || state.date || '';
       const pick = (period, fallback) => state.dates.find((d) => d.startsWith(period.slice(0, 7))) || fallback;
-      $('cmp-left').value = pick(cfg.before, state.dates[0] || '');
-      $('cmp-right').value = pick(cfg.after, state.date || '');
+      $('cmp-left').value = pick(before, state.dates[0] || '');
+      $('cmp-right').value = pick(after, state.date || '');
       $('an-datetime').value = state.date || '';
-      $('an-before').value = cfg.before;
-      $('an-after').value = cfg.after;
+      $('an-before').value = before;
+      $('an-after').value = after;
       $('an-threshold').value = cfg.threshold;
       $('lyr-zones-label').hidden = !cfg.zones;
       map.getView().fit(state.extent3857, {padding: [10, 10, 10, 10]});
@@ -940,8 +937,32 @@
     INDICES: INDICES,
   };
 
-  $('area').value = state.area;
-  updateProcessForm();
-  applyLang();
-  loadArea();
+  function renderAreas() {
+    const select = $('area');
+    select.replaceChildren(...Object.values(AREAS).map((area) => {
+      const option = document.createElement('option');
+      option.value = area.id;
+      option.textContent = area.title[state.lang] || area.title.fr;
+      return option;
+    }));
+    select.value = state.area;
+  }
+
+  async function start() {
+    try {
+      const doc = await getJSON('dashboard/territories.json');
+      doc.territories.forEach((area) => { AREAS[area.id] = area; });
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    if (!AREAS[state.area]) state.area = Object.keys(AREAS)[0];
+    if (!state.area) return;
+    renderAreas();
+    updateProcessForm();
+    applyLang();
+    loadArea();
+  }
+
+  start();
 })();
