@@ -57,9 +57,22 @@ def find_scenes(catalog: Catalog, area: Area, interval: Interval | None, *,
                 f"({len(everything)} scene(s) found, the clearest {best:.0f} % cloudy); "
                 "widen the datetime interval or raise max_cloud"
             )
+        if interval is not None and catalog.find(area, interval, limit=1):
+            nearest = _nearest(catalog, area, interval)
+            raise NoData(f"the {scene_word(catalog)}(s) {_describe(interval)} have no data "
+                         f"over the area (outside their swath, or no data){nearest}")
         raise NoData(f"no {scene_word(catalog)} covers the area {_describe(interval)}; "
                      "check the area and the datetime")
     return matches
+
+
+def _nearest(catalog: Catalog, area: Area, interval: Interval) -> str:
+    """"; nearest date(s) with data: …" around ``interval`` (footprints only)."""
+    days = sorted({s.date for s in catalog.find(area)})
+    before = [d for d in days if interval.start and d < interval.start.date()][-1:]
+    after = [d for d in days if interval.end and d > interval.end.date()][:1]
+    nearest = " and ".join(d.isoformat() for d in before + after)
+    return f"; nearest date(s): {nearest}" if nearest else ""
 
 
 def scene_word(catalog: Catalog) -> str:
