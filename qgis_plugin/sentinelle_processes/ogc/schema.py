@@ -125,6 +125,7 @@ class OutputSpec:
     kind: str
     media_type: str
     extension: str
+    links: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -267,7 +268,8 @@ def output_spec(output_id: str, definition: dict) -> OutputSpec:
         output_id=output_id, name=param_name(output_id),
         title=_text(definition.get("title")) or output_id,
         description=_text(definition.get("description")), kind=media_kind(media),
-        media_type=media, extension=extension(media))
+        media_type=media, extension=extension(media),
+        links=[link for link in definition.get("links") or [] if isinstance(link, dict)])
 
 
 def media_kind(media: str) -> str:
