@@ -164,7 +164,7 @@ def describe() -> dict:
 
 
 def territory(action: dict) -> dict:
-    from sentinelle_processes.gui.layers import territory_layers, territories
+    from sentinelle_processes.gui.layers import territories, territory_layers
 
     found = territories(action["url"])
     report = {"territories": [t.title for t in found], "layers": []}

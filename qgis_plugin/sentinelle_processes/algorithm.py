@@ -203,7 +203,9 @@ class ProcessAlgorithm(QgsProcessingAlgorithm):
                 source = self.parameterAsSource(parameters, p.name, context)
                 if source is None:
                     raise QgsProcessingException(self.invalidSourceError(parameters, p.name))
-                values[p.name] = self._layer_value(p, source, field_name, context)
+                layer = self.parameterAsVectorLayer(parameters, p.name, context)
+                keys = set(layer.primaryKeyAttributes()) if layer is not None else set()
+                values[p.name] = self._layer_value(p, source, field_name, context, keys)
             elif p.kind == "field":
                 values[p.name] = raw if isinstance(raw, str) else (raw[0] if raw else None)
             elif p.kind == "enum":
@@ -226,13 +228,16 @@ class ProcessAlgorithm(QgsProcessingAlgorithm):
                 values[p.name] = self.parameterAsString(parameters, p.name, context) or None
         return values
 
-    def _layer_value(self, param: Param, source, field_name, context) -> dict:
+    def _layer_value(self, param: Param, source, field_name, context, keys=()) -> dict:
         """The layer as a CRS84 FeatureCollection (ids from ``field_name`` or QGIS ids) and,
-        lazily used, its dissolved geometry; kept for the join of a CSV result."""
+        when the input wants one geometry, its union; kept for the join of a CSV result.
+        Primary-key attributes (a GeoPackage ``fid``: the storage's row id, not data) are
+        left out of the properties unless they are the chosen identifier."""
         transform = QgsCoordinateTransform(source.sourceCrs(), WGS84,
                                            context.transformContext())
         features, geometries, rows = [], [], {}
-        names = source.fields().names()
+        names = [name for index, name in enumerate(source.fields().names())
+                 if index not in keys or name == field_name]
         for feature in source.getFeatures():
             geometry = QgsGeometry(feature.geometry())
             if not geometry.isNull():
