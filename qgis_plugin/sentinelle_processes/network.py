@@ -12,7 +12,7 @@ from qgis.core import QgsApplication, QgsAuthMethodConfig, QgsBlockingNetworkReq
 from qgis.PyQt.QtCore import QByteArray, QUrl
 from qgis.PyQt.QtNetwork import QNetworkRequest
 
-from .ogc.client import Client, Response, ServerError
+from .ogc.client import Canceled, Client, Response, ServerError
 from .ogc.connections import Connection
 
 
@@ -31,21 +31,27 @@ class QgsTransport:
             request.setRawHeader(name.encode("latin-1"), str(value).encode("utf-8"))
         request.setAttribute(QNetworkRequest.CacheLoadControlAttribute,
                              QNetworkRequest.AlwaysNetwork)
+        # a cancel aborts waiting requests, but never the DELETE that dismisses the job
+        feedback = self.feedback if method != "DELETE" else None
+        if feedback is not None and feedback.isCanceled():
+            raise Canceled(url)
         blocking = QgsBlockingNetworkRequest()
         if self.authcfg:
             blocking.setAuthCfg(self.authcfg)
         if method == "GET":
-            blocking.get(request, True, self.feedback)
+            blocking.get(request, True, feedback)
         elif method == "POST":
-            blocking.post(request, QByteArray(body or b""), True, self.feedback)
+            blocking.post(request, QByteArray(body or b""), True, feedback)
         elif method == "PUT":
-            blocking.put(request, QByteArray(body or b""), self.feedback)
+            blocking.put(request, QByteArray(body or b""), feedback)
         elif method == "DELETE":
-            blocking.deleteResource(request, self.feedback)
+            blocking.deleteResource(request, feedback)
         elif method == "HEAD":
-            blocking.head(request, True, self.feedback)
+            blocking.head(request, True, feedback)
         else:
             raise ValueError(f"unsupported HTTP method {method}")
+        if feedback is not None and feedback.isCanceled():
+            raise Canceled(url)
         reply = blocking.reply()
         status = reply.attribute(QNetworkRequest.HttpStatusCodeAttribute)
         if status is None:

@@ -54,10 +54,13 @@ def execute(client: Client, process_id: str, inputs: dict, *, outputs: dict | No
     last = None
     delay = poll
     while True:
-        if canceled():
+        try:
+            if canceled():
+                raise Canceled(job_url)
+            status = client.status(job_url) or {}
+        except Canceled:
             _dismiss(client, job_url, log)
-            raise Canceled(job_url)
-        status = client.status(job_url)
+            raise Canceled(job_url) from None
         run.statuses.append(status)
         state = str(status.get("status", "")).lower()
         percent = status.get("progress")
