@@ -9,6 +9,7 @@ configuration that QGIS applies itself).  ``auth`` says which: ``none``, ``api-k
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 
 AUTH_MODES = ("none", "api-key", "authcfg")
@@ -34,7 +35,8 @@ class Connection:
     @property
     def slug(self) -> str:
         """Lower-case letters, digits and ``_``: the algorithms' group id."""
-        return re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_") or "server"
+        plain = unicodedata.normalize("NFKD", self.name.lower()).encode("ascii", "ignore")
+        return re.sub(r"[^a-z0-9]+", "_", plain.decode()).strip("_") or "server"
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -90,7 +90,7 @@ class Form:
 
 @dataclass
 class InputSpec:
-    """One process input, its forms (the first one given wins) and how to encode it."""
+    """One process input, its forms (exactly one may be given) and how to encode it."""
 
     input_id: str
     title: str
@@ -110,6 +110,9 @@ class InputSpec:
                 forms = text("or", lang).join(_form_label(f, lang) for f in self.forms)
                 raise InputError(text("missing", lang, title=self.title, forms=forms))
             return MISSING
+        if len(given) > 1:  # an extent and a layer: which one was meant? say so, don't guess
+            forms = text("or", lang).join(_form_label(f, lang) for f in given)
+            raise InputError(text("one_of", lang, forms=forms))
         return _encode_form(self, given[0], values, lang)
 
 
@@ -141,13 +144,16 @@ class AlgorithmSpec:
     synchronous: bool
     keywords: list[str] = field(default_factory=list)
     version: str = ""
+    lang: str = "fr"
 
     @property
     def params(self) -> list[Param]:
         return [p for spec in self.inputs for p in spec.params]
 
-    def encode(self, values: dict[str, Any], lang: str = "fr") -> dict:
-        """The execute request's ``inputs`` from the parameters' plain values."""
+    def encode(self, values: dict[str, Any], lang: str | None = None) -> dict:
+        """The execute request's ``inputs`` from the parameters' plain values (messages in
+        ``lang``, by default the description's language)."""
+        lang = lang or self.lang
         inputs = {}
         for spec in self.inputs:
             value = spec.encode(values, lang)
@@ -212,7 +218,7 @@ def algorithm_spec(description: dict, *, collections: list[dict] | None = None,
         description=_text(description.get("description")), inputs=inputs, outputs=outputs,
         asynchronous="async-execute" in control, synchronous="sync-execute" in control,
         keywords=[k for k in description.get("keywords") or [] if isinstance(k, str)],
-        version=str(description.get("version") or ""))
+        version=str(description.get("version") or ""), lang=lang)
 
 
 def input_spec(input_id: str, definition: dict, *, collections: list[dict] | None = None,
