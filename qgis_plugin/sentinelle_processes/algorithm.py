@@ -247,12 +247,12 @@ class ProcessAlgorithm(QgsProcessingAlgorithm):
             zone_id = attributes.get(field_name) if field_name else feature.id()
             features.append({"type": "Feature", "id": zone_id, "properties": attributes,
                              "geometry": None if geometry.isNull()
-                             else json.loads(geometry.asJson(8))})
+                             else json.loads(geometry.asJson(12))})
             rows[str(zone_id)] = (QgsGeometry(feature.geometry()), feature.attributes())
         collection = {"type": "FeatureCollection", "features": features}
         value = {"features": collection, "geometry": None}
         if param.geometry in ("geometry", "feature") and geometries:
-            value["geometry"] = json.loads(QgsGeometry.unaryUnion(geometries).asJson(8))
+            value["geometry"] = json.loads(QgsGeometry.unaryUnion(geometries).asJson(12))
         self._zones[param.name] = {"fields": source.fields(), "crs": source.sourceCrs(),
                                    "wkb": source.wkbType(), "rows": rows}
         return value
