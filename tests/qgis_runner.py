@@ -2,7 +2,8 @@
 test venv cannot import ``qgis``): ``python3 qgis_runner.py SPEC.json OUT.json``.
 
 SPEC: ``plugins`` (the folder holding ``sentinelle_processes``; default: the profile's own
-``python/plugins``, i.e. an installed zip), ``connections`` (saved in the profile's settings
+``python/plugins``, i.e. an installed zip), ``auth`` (``master`` password and ``configs`` stored
+in the profile's authentication database), ``connections`` (saved in the profile's settings
 first), ``locale``, ``actions`` — each ``{"do": "list"}``, ``{"do": "run", "algorithm",
 "params", "layers": {param: path}, "cancel": {"url", "process"}}`` or ``{"do": "territory",
 "url"}``.  OUT: one JSON result per action, plus the plugin's metadata as QGIS read it.
@@ -181,6 +182,23 @@ def territory(action: dict) -> dict:
     return report
 
 
+def store_auth(auth: dict) -> list:
+    """Authentication configurations in the profile's own database (master password set)."""
+    from qgis.core import QgsAuthMethodConfig
+
+    manager = QgsApplication.authManager()
+    stored = [manager.setMasterPassword(auth["master"], True)]
+    for item in auth["configs"]:
+        config = QgsAuthMethodConfig(item.get("method", "Basic"))
+        config.setId(item["id"])
+        config.setName(item["id"])
+        for key, value in item["config"].items():
+            config.setConfig(key, value)
+        result = manager.storeAuthenticationConfig(config)
+        stored.append(result[0] if isinstance(result, tuple) else bool(result))
+    return stored
+
+
 def main(spec_path: str, out_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     QgsApplication.setPrefixPath("/usr", True)
@@ -208,6 +226,8 @@ def main(spec_path: str, out_path: str) -> int:
                            for key in ("name", "qgisMinimumVersion", "version",
                                        "hasProcessingProvider", "about", "tracker",
                                        "repository", "license", "icon")}
+        if spec.get("auth"):
+            out["auth"] = store_auth(spec["auth"])
         if spec.get("connections") is not None:
             from sentinelle_processes import settings as plugin_settings
             from sentinelle_processes.ogc.connections import Connection

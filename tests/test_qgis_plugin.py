@@ -6,6 +6,7 @@ csv.  Skipped when QGIS is not installed (``.ci/run`` installs it)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -21,6 +22,7 @@ from pyproj import Transformer
 from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 
+from tests.conftest import start_server
 from tests.qgis_helpers import (
     build_zip,
     install_zip,
@@ -235,6 +237,62 @@ def test_a_server_error_shows_the_servers_message_and_fails_cleanly(profile, ser
     assert any(message in error for error in report["errors"])  # the feedback's error
     assert "Traceback" not in report["error"] and report["results"] == {}
     assert not (tmp_path / "none.tif").exists()
+
+
+API_KEY = "qgis-plugin-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def secured(qgis, sample_dir, tmp_path_factory):
+    """A Sentinelle server whose zonal-statistics needs an API key."""
+    workdir = tmp_path_factory.mktemp("secured")
+    config = workdir / "access.yml"
+    config.write_text(json.dumps({  # JSON is YAML
+        "realm": "Sentinelle-test", "default": "open",
+        "processes": {"zonal-statistics": ["api-key"]},
+        "api_keys": [{"id": "qgis", "sha256": hashlib.sha256(API_KEY.encode()).hexdigest()}]}))
+    srv = start_server(sample_dir, workdir, {
+        "SENTINELLE_ACCESS_CONFIG": str(config),
+        "SENTINELLE_JOBS_DB": str(workdir / "jobs.tinydb"),
+        "SENTINELLE_RESULTS": str(workdir / "results")})
+    yield srv
+    srv.stop()
+
+
+def test_api_key_from_the_authentication_manager(profile, secured, tmp_path):
+    """The key lives in the QGIS authentication database (a Basic configuration's password),
+    never in the plugin's settings; without it the server's 401 message is shown."""
+    params = {"zones_collection": "bretagne-parcels", "zones_filter": "commune = '35051'",
+              "datetime": "2024-05-17", "format": "csv", "result": str(tmp_path / "z.gpkg")}
+    report = run_qgis({
+        "auth": {"master": "master-password", "configs": [{
+            "id": "sntlkey", "method": "Basic",
+            "config": {"username": "sentinelle", "password": API_KEY}}]},
+        "connections": [
+            {"name": "With key", "url": secured.url, "auth": "api-key", "authcfg": "sntlkey"},
+            {"name": "Without", "url": secured.url}],
+        "locale": "fr", "actions": [
+            {"do": "run", "algorithm": "sentinelle_processes:with_key__zonal_statistics",
+             "params": params},
+            {"do": "run", "algorithm": "sentinelle_processes:without__zonal_statistics",
+             "params": params}]}, profile, tmp_path / "qgis")
+    assert all(report["auth"]), report["auth"]
+    with_key, without = report["actions"]
+    assert with_key["error"] is None, with_key
+    http = requests.post(f"{secured.url}/processes/zonal-statistics/execution", json={"inputs": {
+        "zones": {"collection": "bretagne-parcels", "filter": "commune = '35051'"},
+        "datetime": "2024-05-17", "format": "csv"}}, headers={"X-API-Key": API_KEY},
+        timeout=120)
+    assert Path(with_key["results"]["result_file"]).read_text() == http.text
+    refused = requests.post(f"{secured.url}/processes/zonal-statistics/execution",
+                            json={"inputs": {}}, timeout=30)
+    assert refused.status_code == 401
+    assert without["error"] and refused.json()["description"] in without["error"]
+    # the plugin's settings name the configuration; the key is nowhere in clear in the
+    # profile (the authentication database is encrypted with the master password)
+    files = [f for f in (profile / "profiles").rglob("*") if f.is_file()]
+    assert any(b"sntlkey" in f.read_bytes() for f in files if f.suffix == ".ini")
+    assert not any(API_KEY.encode() in f.read_bytes() for f in files)
 
 
 def test_stock_pygeoapi_hello_world_lists_and_runs(profile, tmp_path):
