@@ -44,7 +44,7 @@ from qgis.core import (
     QgsVectorLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QDate, QDateTime, QVariant
+from qgis.PyQt.QtCore import QDate, QDateTime, QVariant
 
 from . import styles
 from .network import client_for
@@ -54,13 +54,11 @@ from .ogc.connections import Connection
 from .ogc.i18n import text
 from .ogc.results import Payload, column_type, payloads, read_csv, summary
 from .ogc.schema import AlgorithmSpec, InputError, Param
+from .translate import tr
 
 WGS84 = QgsCoordinateReferenceSystem("EPSG:4326")
 ICON = str(Path(__file__).with_name("icon.svg"))
 
-
-def tr(message: str) -> str:
-    return QCoreApplication.translate("SentinelleProcesses", message)
 
 
 class ProcessAlgorithm(QgsProcessingAlgorithm):

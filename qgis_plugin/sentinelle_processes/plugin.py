@@ -11,12 +11,10 @@ from qgis.PyQt.QtCore import QCoreApplication, QTranslator
 
 from . import settings
 from .provider import Provider
+from .translate import tr
 
 HERE = Path(__file__).parent
 
-
-def tr(message: str) -> str:
-    return QCoreApplication.translate("SentinelleProcesses", message)
 
 
 class SentinelleProcessesPlugin:

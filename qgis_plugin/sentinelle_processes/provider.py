@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
-from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from . import settings
@@ -15,13 +14,11 @@ from .algorithm import ProcessAlgorithm
 from .network import client_for
 from .ogc.client import ServerError
 from .ogc.schema import algorithm_spec
+from .translate import tr
 
 PROVIDER_ID = "sentinelle_processes"
 LOG_TAG = "OGC API Processes"
 
-
-def tr(message: str) -> str:
-    return QCoreApplication.translate("SentinelleProcesses", message)
 
 
 def server_algorithms(connection, lang: str) -> list[ProcessAlgorithm]:

@@ -4,7 +4,6 @@ with its credentials from the QGIS authentication manager."""
 from __future__ import annotations
 
 from qgis.gui import QgsAuthConfigSelect
-from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
@@ -22,10 +21,7 @@ from .. import settings
 from ..network import client_for
 from ..ogc.client import ServerError
 from ..ogc.connections import AUTH_MODES, Connection
-
-
-def tr(message: str) -> str:
-    return QCoreApplication.translate("SentinelleProcesses", message)
+from ..translate import tr
 
 
 class ConnectionsDialog(QDialog):

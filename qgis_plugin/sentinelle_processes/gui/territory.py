@@ -4,7 +4,6 @@ WMS-T imagery and OGC API Features layers in a group of the project."""
 from __future__ import annotations
 
 from qgis.core import QgsProject
-from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
@@ -17,11 +16,8 @@ from qgis.PyQt.QtWidgets import (
 
 from .. import settings
 from ..ogc.client import ServerError
+from ..translate import tr
 from .layers import territories, territory_layers
-
-
-def tr(message: str) -> str:
-    return QCoreApplication.translate("SentinelleProcesses", message)
 
 
 def add_to_project(title: str, layers: list, project=None) -> int:
