@@ -239,6 +239,30 @@ def test_a_server_error_shows_the_servers_message_and_fails_cleanly(profile, ser
     assert not (tmp_path / "none.tif").exists()
 
 
+def test_a_territorys_layers_in_one_click(profile, server, tmp_path):
+    """WMS groups are territories: their WMS layers come with the time dimension (WMS-T), and
+    the OGC API Features collections inside their extent come with them."""
+    report = run_qgis({"connections": sentinelle(server), "locale": "fr", "actions": [
+        {"do": "territory", "url": server.url, "title": "Guyane"}]}, profile, tmp_path)
+    found = report["actions"][0]
+    capabilities = requests.get(f"{server.url}/wms", params={
+        "SERVICE": "WMS", "REQUEST": "GetCapabilities", "VERSION": "1.3.0"}, timeout=60).text
+    assert len(found["territories"]) == 2
+    wms = [layer for layer in found["layers"] if layer["provider"] == "wms"]
+    features = [layer for layer in found["layers"] if layer["provider"] == "OAPIF"]
+    assert wms and all(layer["valid"] and layer["temporal"] for layer in wms)
+    assert all("layers=guyane:" in layer["source"] for layer in wms)
+    assert all(f"<Name>{layer['source'].split('layers=')[1].split('&')[0]}</Name>"
+               in capabilities for layer in wms)
+    typenames = {layer["source"].split("typename='")[1].split("'")[0] for layer in features}
+    assert typenames == {"guyane-parcels", "guyane-communes"}
+    for layer in features:
+        typename = layer["source"].split("typename='")[1].split("'")[0]
+        items = requests.get(f"{server.url}/collections/{typename}/items",
+                             params={"f": "json", "limit": 1}, timeout=60).json()
+        assert layer["valid"] and layer["features"] == items["numberMatched"]
+
+
 API_KEY = "qgis-plugin-test-key-0123456789"
 
 
