@@ -3,6 +3,7 @@
 #   make test    set up everything, then run the whole test suite
 #   make bench   benchmarks (full-size scene; minutes)
 #   make fuzz    the long schemathesis run (15 min);  make load  the load test (20 and 50 clients)
+#   make qgis-plugin  the QGIS plugin zip (build/qgis-plugin/sentinelle_processes.zip)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +13,8 @@ SENTINELLE_DATA ?= $(CURDIR)/data
 export SENTINELLE_DATA
 BENCH_DATA ?= $(CURDIR)/build/fullsize
 
-.PHONY: setup serve test bench bench-jobs bench-wms fuzz load assets data openapi lint clean
+.PHONY: setup serve test bench bench-jobs bench-wms fuzz load assets data openapi lint clean \
+        qgis-plugin
 
 setup: $(BIN)/.installed assets data openapi
 
@@ -68,6 +70,10 @@ fuzz: setup
 LOAD_SECONDS ?= 120
 load: setup
 	$(BIN)/python benchmarks/loadtest.py $(SENTINELLE_DATA) --duration $(LOAD_SECONDS)
+
+# the QGIS plugin's installable zip (translations compiled with Qt's lrelease)
+qgis-plugin:
+	$(PYTHON) qgis_plugin/build.py --out build/qgis-plugin
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
